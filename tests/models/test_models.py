@@ -1,0 +1,82 @@
+"""Every ``MODELS`` entry on digits-, MNIST- and CIFAR-shaped bags."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from ucc_tune.config import Config
+from ucc_tune.models import MODELS, build_model
+from ucc_tune.models.decoders import PaperDecoder
+from ucc_tune.models.encoders import PaperEncoder
+
+SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar": (3, 32, 32)}
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("shape_name", sorted(SHAPES))
+def test_forward_backward_shapes(name: str, shape_name: str) -> None:
+    torch.manual_seed(0)
+    shape = SHAPES[shape_name]
+    config = Config(model=name, num_features=6, num_bins=5, rcc_weight=0.5, ucc_min=1, ucc_max=3)
+    model = build_model(config, shape, num_classes=10)
+    x = torch.randn(2, 4, *shape)  # (B, n, C, H, W)
+    out = model(x)
+    assert out.features.shape == (2, 4, 6)
+    assert bool(((out.features > 0) & (out.features < 1)).all())
+    assert out.distributions.shape == (2, 6, 5)
+    torch.testing.assert_close(out.distributions.sum(-1), torch.ones(2, 6))
+    assert out.ucc_logits.shape == (2, 3)
+    assert out.rcc is not None and out.rcc.shape == (2, 10)
+    assert out.reconstructions is not None and out.reconstructions.shape == (8, *shape)
+    loss = out.ucc_logits.square().mean() + out.reconstructions.square().mean() + out.rcc.sum()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(float(g.abs().sum()) > 0 for g in grads if g is not None)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_no_decoder_when_alpha_is_one(name: str) -> None:
+    config = Config(model=name, alpha=1.0)
+    model = build_model(config, SHAPES["digits"], num_classes=10)
+    assert model.decoder is None and model.rcc_head is None
+    out = model(torch.randn(2, 3, *SHAPES["digits"]))
+    assert out.reconstructions is None and out.rcc is None
+    with_decoder = build_model(dataclasses.replace(config, alpha=0.5), SHAPES["digits"], 10)
+    assert count(with_decoder) > count(model)
+
+
+def test_paper_sizes_match_the_original_weights() -> None:
+    # UCC_NOTES 1.1: feature extractor 358,848 and decoder 513,217 parameters (28x28x1, J=10);
+    # the UCC head is 117,316 parameters for K=4.
+    assert count(PaperEncoder((1, 28, 28), 10)) == 358_848
+    assert count(PaperDecoder((1, 28, 28), 10)) == 513_217
+    model = build_model(Config(dataset="mnist"), (1, 28, 28), num_classes=10)
+    assert count(model.ucc_head) == 117_316
+
+
+def test_head_returns_logits_not_probabilities() -> None:
+    torch.manual_seed(0)
+    model = build_model(Config(alpha=1.0), SHAPES["digits"], 10)
+    with torch.no_grad():
+        model.ucc_head[-1].bias.fill_(5.0)
+        logits = model(torch.randn(3, 4, *SHAPES["digits"])).ucc_logits
+    assert not torch.allclose(logits.sum(1), torch.ones(3))
+    assert float(logits.min()) > 1.0  # a softmax output would lie in (0, 1)
+
+
+def test_bag_pooling_is_permutation_invariant() -> None:
+    torch.manual_seed(0)
+    model = build_model(Config(), SHAPES["digits"], 10).eval()
+    x = torch.randn(2, 6, *SHAPES["digits"])
+    perm = torch.randperm(6)
+    with torch.no_grad():
+        a, b = model(x), model(x[:, perm])
+    torch.testing.assert_close(a.ucc_logits, b.ucc_logits, rtol=1e-5, atol=1e-5)

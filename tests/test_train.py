@@ -1,0 +1,153 @@
+"""The training loop on digits: metrics, checkpoints, exact resume, NaN detection, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from ucc_tune import train as train_module
+from ucc_tune.cli import train_main
+from ucc_tune.config import Config
+from ucc_tune.train import METRIC_NAMES, LocalSession, NonFiniteLossError, train
+
+TIMING = {"time_s", "instances_per_s"}
+
+
+def tiny(**changes: Any) -> Config:
+    base = Config(
+        epochs=3,
+        steps_per_epoch=3,
+        bag_size=8,
+        bags_per_label=2,
+        eval_bags_per_label=3,
+        eval_every=3,
+        num_threads=1,
+        test_cluster_methods="kmeans,spectral",
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("run")
+    final = train(tiny(), LocalSession(out))
+    return out, final
+
+
+def test_every_report_carries_every_metric_and_they_are_finite(finished_run) -> None:
+    out, final = finished_run
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    for row in rows:
+        assert set(METRIC_NAMES) <= set(row)
+        assert all(np.isfinite(row[k]) for k in METRIC_NAMES)
+        assert 0 <= row["val_ucc_acc"] <= 1 and 0 <= row["cluster_acc"] <= 1
+    # eval_every=3: epoch 0 is evaluated (first report), epoch 1 repeats it, epoch 2 is due and last
+    assert [r["cluster_eval_epoch"] for r in rows] == [0, 0, 2]
+    assert rows[1]["cluster_acc"] == rows[0]["cluster_acc"]
+    for method in ("kmeans", "spectral"):
+        for score in ("acc", "nmi", "ari"):
+            assert 0 <= final[f"test_{method}_{score}"] <= 1 or score == "ari"
+    assert final == rows[-1]
+
+
+def test_checkpoints_and_artifacts_are_written(finished_run) -> None:
+    out, _ = finished_run
+    checkpoints = sorted((out / "checkpoints").glob("epoch_*"))
+    assert [p.name for p in checkpoints] == ["epoch_0001", "epoch_0002"]  # keep_checkpoints=2
+    state = torch.load(checkpoints[-1] / "state.pt", weights_only=True)
+    assert state["epoch"] == 2 and Config.from_dict(state["config"]) == tiny()
+    art = out / "artifacts"
+    js = np.load(art / "js.npz")
+    assert js["js_matrix"].shape == (10, 10) and js["class_distributions"].shape == (10, 10, 11)
+    np.testing.assert_allclose(js["js_matrix"], js["js_matrix"].T)
+    feats = np.load(art / "test_features.npz")
+    assert feats["features"].shape[0] == feats["labels"].shape[0] == feats["clusters_kmeans"].shape[0]
+    assert (art / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Config.from_json(art / "config.json") == tiny()
+
+
+class Interrupt(Exception):
+    pass
+
+
+class InterruptAfter(LocalSession):
+    """Stops the run right after the report of ``stop_epoch`` (as a killed process would)."""
+
+    stop_epoch: int = 0
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        super().report(metrics, checkpoint_dir)
+        if metrics["epoch"] == self.stop_epoch:
+            raise Interrupt
+
+
+@pytest.mark.parametrize("config", [tiny(), tiny(augment_flip=True, head_dropout=0.2, rcc_weight=0.5)])
+def test_resume_continues_exactly(tmp_path: Path, config: Config) -> None:
+    straight = LocalSession(tmp_path / "straight")
+    train(config, straight)
+    interrupted = InterruptAfter(tmp_path / "resumed")
+    interrupted.stop_epoch = 1
+    with pytest.raises(Interrupt):
+        train(config, interrupted)
+    resumed = LocalSession(tmp_path / "resumed", resume=True)
+    assert resumed.latest_checkpoint() is not None and resumed.latest_checkpoint().endswith("epoch_0001")
+    train(config, resumed)
+    want = read_jsonl(tmp_path / "straight" / "metrics.jsonl")
+    got = read_jsonl(tmp_path / "resumed" / "metrics.jsonl")
+    assert [r["epoch"] for r in got] == [0, 1, 2]
+    for a, b in zip(want, got, strict=True):
+        assert {k: v for k, v in a.items() if k not in TIMING} == {
+            k: v for k, v in b.items() if k not in TIMING
+        }
+
+
+def test_non_finite_loss_names_term_epoch_and_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = train_module.total_loss
+    calls = {"n": 0}
+
+    def poisoned(config, outputs, batch):
+        terms = real(config, outputs, batch)
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second training step of epoch 0
+            return dataclasses.replace(terms, ucc=terms.ucc * float("nan"), total=terms.total * float("nan"))
+        return terms
+
+    monkeypatch.setattr(train_module, "total_loss", poisoned)
+    with pytest.raises(NonFiniteLossError) as err:
+        train(tiny(), LocalSession(tmp_path))
+    assert (err.value.term, err.value.epoch, err.value.step) == ("ucc", 0, 1)
+    assert "non-finite ucc loss" in str(err.value) and "epoch 0, step 1" in str(err.value)
+    assert not list((tmp_path / "checkpoints").glob("epoch_*"))
+
+
+def test_cli_rejects_bad_settings_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert train_main(["--set", "alpha=2", "--out", str(tmp_path / "x")]) == 2
+    assert "alpha=2.0 must be in [0, 1]" in capsys.readouterr().err
+    assert train_main(["--set", "colour=red", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown config key(s) 'colour'" in capsys.readouterr().err
+    assert train_main(["--resume"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_trains_and_records_what_ran(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config_file = tmp_path / "c.json"
+    tiny(epochs=1).to_json(config_file)
+    out = tmp_path / "cli"
+    assert train_main(["--config", str(config_file), "--set", "model=linear", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "epoch   1/1" in printed and "test_kmeans_acc" in printed
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["model"] == "linear" and record["config"]["epochs"] == 1
+    assert record["versions"]["torch"] and "git_commit" in record

@@ -1,0 +1,119 @@
+"""Command-line shells: ``python -m ucc_tune.train`` (and the config flags the search shares).
+
+Thin by design: parse, build a validated ``Config`` before any work (bad input exits 2 with the
+``Config`` message), run, print. ``config_from_args`` is shared with the search command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ucc_tune.config import Config, ConfigError, parse_assignments
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any Config field, e.g. --set alpha=0.5 --set dataset=mnist (repeatable)",
+    )
+    parser.add_argument("--config", type=Path, help="a JSON file of Config fields; --set overrides it")
+
+
+def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Config:
+    """``base`` < ``--config FILE`` < ``--set`` pairs; raises ``ConfigError`` on bad input."""
+    values: dict[str, Any] = dict(base or {})
+    if args.config is not None:
+        if not args.config.is_file():
+            raise ConfigError(f"--config {args.config}: no such file")
+        values.update(Config.from_json(args.config).to_dict())
+    values.update(parse_assignments(args.set))
+    return Config.from_dict(values)
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ucc_tune.train",
+        description="Train one UCC model (no search) and evaluate its feature clustering.",
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--out", type=Path, help="output folder (default runs/train-<time>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument(
+        "--workers", type=int, help="Ray Train DDP workers (sets num_workers; 0 = this process)"
+    )
+    return parser
+
+
+class ProgressPrinter:
+    """One line per epoch: loss terms, UCC accuracy, cluster accuracy when evaluated, speed, ETA."""
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def __call__(self, m: dict[str, Any]) -> None:
+        epoch = int(m["epoch"])
+        done = epoch + 1
+        eta = m["time_s"] / done * (self.config.epochs - done) if done else 0.0
+        fresh = m.get("cluster_eval_epoch") == epoch
+        cluster = f"cluster_acc {m['cluster_acc']:.3f} js_min {m['js_min']:.3f}" if fresh else "cluster -"
+        print(
+            f"epoch {done:3d}/{self.config.epochs} loss {m['train_loss']:.4f} "
+            f"(ucc {m['train_ucc_loss']:.4f} recon {m['train_recon_loss']:.4f} "
+            f"rcc {m['train_rcc_loss']:.4f}) "
+            f"val_ucc_acc {m['val_ucc_acc']:.3f} {cluster} "
+            f"{m['instances_per_s']:,.0f} inst/s eta {eta:.0f}s",
+            flush=True,
+        )
+
+
+def print_summary(metrics: dict[str, Any], out: Path) -> None:
+    print("\nfinal metrics:")
+    for key in sorted(k for k in metrics if k.startswith("test_") or k in ("val_ucc_acc", "cluster_acc")):
+        value = metrics[key]
+        print(f"  {key:28s} {value:.4f}" if isinstance(value, float) else f"  {key:28s} {value}")
+    print(f"output folder: {out}  (metrics.jsonl, checkpoints/, artifacts/)")
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    args = build_train_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        if args.workers is not None:
+            config = Config.from_dict({**config.to_dict(), "num_workers": args.workers})
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.resume and args.out is None:
+        print("error: --resume needs --out, the folder of the run to continue", file=sys.stderr)
+        return 2
+    out = args.out or Path("runs") / f"train-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    from ucc_tune.provenance import provenance
+
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"config": config.to_dict(), "resume": args.resume, **provenance()}
+    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"training {config.model} on {config.dataset} -> {out}", flush=True)
+    metrics = run_training(config, out, args.resume)
+    print_summary(metrics, out)
+    return 0
+
+
+def run_training(config: Config, out: Path, resume: bool) -> dict[str, Any]:
+    from ucc_tune.train import LocalSession, train
+
+    if config.num_workers >= 1:
+        from ucc_tune.tune import train_distributed  # the only module that imports Ray
+
+        return train_distributed(config, out, resume=resume, on_report=ProgressPrinter(config))
+    session = LocalSession(
+        out, resume=resume, keep=config.keep_checkpoints, on_report=ProgressPrinter(config)
+    )
+    return train(config, session)

@@ -1,0 +1,342 @@
+"""Every knob of a UCC run in one flat, frozen dataclass.
+
+A field name is at once the Optuna parameter name, the Ray ``config/...`` key and the Parquet
+column, so there is exactly one name per knob. ``Config.from_dict`` rejects unknown keys and
+coerces strings (``--set key=value``); ``__post_init__`` validates every field and every
+cross-field rule before any work starts. Variants are made with ``dataclasses.replace``.
+
+Defaults follow the paper (Oner et al., ICLR 2020; ``shared/UCC_NOTES.md`` section 8) where it
+applies: J=10 sigmoid features, 11 bins, sigma=0.1, a 384-192 head, alpha=0.5, Adam, bags of 32
+instances with the same number of bags for every ucc label 1..4 and per-image standardisation.
+The step budget and the learning rate are smaller/larger than the paper's because the embedded
+``digits`` dataset is tiny (1,797 8x8 images); the paper's MNIST run is ``--config`` away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+Normalization = Literal["per_image", "dataset", "none"]
+ReconLoss = Literal["mse", "ssim", "ms_ssim", "mse+ssim"]
+Device = Literal["auto", "cpu", "cuda"]
+ClusterMethod = Literal["kmeans", "spectral", "kmedoids"]
+
+CLUSTER_METHODS: tuple[str, ...] = get_args(ClusterMethod)
+
+
+class ConfigError(ValueError):
+    """An invalid configuration: the message names the bad value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- data -----------------------------------------------------------------------------
+    dataset: str = "digits"
+    data_dir: str = "data"
+    download: bool = False
+    split_seed: int = 0
+    val_fraction: float = 1 / 6  # paper MNIST: 10,000 of the 60,000 training images
+    test_fraction: float = 0.2  # only for datasets without an official test split
+    normalization: Normalization = "per_image"
+    cache_dir: str = ""  # dataset-wide stats cache; "" = $XDG_CACHE_HOME/ucc_tune
+    augment_flip: bool = False
+    augment_rot90: bool = False
+    augment_max_angle: float = 0.0  # degrees; 0 disables small-angle rotation
+
+    # --- bags -----------------------------------------------------------------------------
+    bag_size: int = 32
+    ucc_min: int = 1
+    ucc_max: int = 4
+    bags_per_label: int = 5  # paper: 5 bags per ucc label, 20 bags per step
+    eval_bags_per_label: int = 50
+
+    # --- model ----------------------------------------------------------------------------
+    model: str = "paper"
+    num_features: int = 10
+    num_bins: int = 11
+    kde_sigma: float = 0.1
+    kde_max_elements: int = 2**24  # above this B*n*J*bins the KDE runs in chunks
+    head_hidden1: int = 384
+    head_hidden2: int = 192
+    head_dropout: float = 0.0
+    encoder_dropout: float = 0.0  # the `linear` model's dropout
+
+    # --- loss -----------------------------------------------------------------------------
+    alpha: float = 0.5
+    recon_loss: ReconLoss = "mse"
+    rcc_weight: float = 0.0
+    consistency_weight: float = 0.0
+    consistency_temperature: float = 0.1
+
+    # --- optimisation ---------------------------------------------------------------------
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
+    epochs: int = 10
+    steps_per_epoch: int = 100
+
+    # --- evaluation -----------------------------------------------------------------------
+    eval_every: int = 1
+    cluster_methods: str = "kmeans"  # comma-separated, from CLUSTER_METHODS
+    test_cluster_methods: str = "kmeans,spectral"
+    eval_batch_size: int = 512
+
+    # --- runtime --------------------------------------------------------------------------
+    seed: int = 0
+    device: Device = "auto"
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    num_workers: int = 0  # Ray Train DDP workers; 0 runs in-process
+    num_threads: int = 0  # torch intra-op threads; 0 = the CPUs given to the run
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), _field_types()[f.name])
+        _validate(self)
+
+    # -- construction helpers ---------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        """Build a Config from a mapping, coercing strings; unknown keys are an error."""
+        known = field_names()
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key(s) {', '.join(map(repr, unknown))}; known keys: {', '.join(known)}"
+            )
+        types_ = _field_types()
+        return cls(**{k: coerce(k, v, types_[k]) for k, v in values.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> Config:
+        path = Path(text_or_path)
+        text = path.read_text() if path.suffix == ".json" else str(text_or_path)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"config JSON {str(text_or_path)[:80]!r} is not valid: {err}") from err
+        if not isinstance(data, dict):
+            raise ConfigError(f"config JSON must be an object of key: value, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+    # -- derived values ---------------------------------------------------------------------
+    @property
+    def num_ucc_classes(self) -> int:
+        return self.ucc_max - self.ucc_min + 1
+
+    @property
+    def bags_per_batch(self) -> int:
+        return self.bags_per_label * self.num_ucc_classes
+
+    @property
+    def use_decoder(self) -> bool:
+        return self.alpha < 1.0
+
+    @property
+    def use_rcc(self) -> bool:
+        return self.rcc_weight > 0 or self.consistency_weight > 0
+
+    def cluster_method_list(self, test: bool = False) -> list[str]:
+        return _split_methods(self.test_cluster_methods if test else self.cluster_methods)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(Config)]
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """Turn ``["key=value", ...]`` (the CLI's ``--set``) into a dict; malformed items raise."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+# --- type checking and coercion ------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(Config)
+
+
+def coerce(name: str, value: Any, tp: Any) -> Any:
+    """Convert ``value`` (often a string from the command line) to the field type ``tp``."""
+    if typing.get_origin(tp) is Literal:
+        return str(value) if not isinstance(value, str) else value
+    if tp is bool:
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in _TRUE | _FALSE:
+                return low in _TRUE
+            raise ConfigError(f"{name}={value!r} is not a boolean; use one of true/false/1/0/yes/no")
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        return value
+    if tp is int:
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                try:
+                    as_float = float(value)
+                except ValueError:
+                    raise ConfigError(f"{name}={value!r} is not an integer") from None
+                value = as_float
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise ConfigError(f"{name}={value!r} is not a number") from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+    return value
+
+
+def _check_type(name: str, value: Any, tp: Any) -> None:
+    if typing.get_origin(tp) is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{name}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+        return
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+    }.get(tp)
+    if ok is not None and not ok(value):
+        raise ConfigError(f"{name}={value!r} must be of type {tp.__name__}, got {type(value).__name__}")
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r} must be a finite number")
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _split_methods(text: str) -> list[str]:
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def _validate(c: Config) -> None:
+    from ucc_tune.data.sources import DATASETS  # numpy-only module; no cycle
+
+    _require(
+        c.dataset in DATASETS,
+        f"dataset={c.dataset!r} is unknown; choose one of {', '.join(DATASETS)}",
+    )
+    _require(c.split_seed >= 0, f"split_seed={c.split_seed} must be >= 0")
+    _require(0 < c.val_fraction < 1, f"val_fraction={c.val_fraction} must be in (0, 1)")
+    _require(0 < c.test_fraction < 1, f"test_fraction={c.test_fraction} must be in (0, 1)")
+    _require(
+        c.val_fraction + c.test_fraction < 1,
+        f"val_fraction + test_fraction = {c.val_fraction + c.test_fraction:g} must be < 1 "
+        "(something must be left to train on)",
+    )
+    _require(
+        0 <= c.augment_max_angle <= 180,
+        f"augment_max_angle={c.augment_max_angle} must be in [0, 180] degrees",
+    )
+
+    # bags
+    num_classes = DATASETS[c.dataset].num_classes
+    _require(c.ucc_min >= 1, f"ucc_min={c.ucc_min} must be >= 1")
+    _require(
+        c.ucc_min <= c.ucc_max,
+        f"ucc_min={c.ucc_min} must be <= ucc_max={c.ucc_max}",
+    )
+    if num_classes is not None:
+        _require(
+            c.ucc_max <= num_classes,
+            f"ucc_max={c.ucc_max} must be <= the {num_classes} classes of dataset {c.dataset!r}",
+        )
+    _require(c.bag_size >= 1, f"bag_size={c.bag_size} must be >= 1")
+    _require(
+        c.bag_size >= c.ucc_max,
+        f"bag_size={c.bag_size} must be >= ucc_max={c.ucc_max} "
+        "(a bag needs at least one instance of each of its classes)",
+    )
+    _require(c.bags_per_label >= 1, f"bags_per_label={c.bags_per_label} must be >= 1")
+    _require(c.eval_bags_per_label >= 1, f"eval_bags_per_label={c.eval_bags_per_label} must be >= 1")
+
+    # model
+    from ucc_tune.models import MODELS  # imported here: `config` must not pull torch at import
+
+    _require(c.model in MODELS, f"model={c.model!r} is unknown; choose one of {', '.join(MODELS)}")
+    _require(c.num_features >= 1, f"num_features={c.num_features} must be >= 1")
+    _require(c.num_bins >= 2, f"num_bins={c.num_bins} must be >= 2")
+    _require(c.kde_sigma > 0, f"kde_sigma={c.kde_sigma} must be > 0")
+    _require(c.kde_max_elements >= 1, f"kde_max_elements={c.kde_max_elements} must be >= 1")
+    _require(c.head_hidden1 >= 1, f"head_hidden1={c.head_hidden1} must be >= 1")
+    _require(c.head_hidden2 >= 1, f"head_hidden2={c.head_hidden2} must be >= 1")
+    _require(0 <= c.head_dropout < 1, f"head_dropout={c.head_dropout} must be in [0, 1)")
+    _require(0 <= c.encoder_dropout < 1, f"encoder_dropout={c.encoder_dropout} must be in [0, 1)")
+
+    # loss
+    _require(0 <= c.alpha <= 1, f"alpha={c.alpha} must be in [0, 1]")
+    _require(c.rcc_weight >= 0, f"rcc_weight={c.rcc_weight} must be >= 0")
+    _require(c.consistency_weight >= 0, f"consistency_weight={c.consistency_weight} must be >= 0")
+    _require(
+        c.consistency_temperature > 0,
+        f"consistency_temperature={c.consistency_temperature} must be > 0",
+    )
+
+    # optimisation
+    _require(c.lr > 0, f"lr={c.lr} must be > 0")
+    _require(c.weight_decay >= 0, f"weight_decay={c.weight_decay} must be >= 0")
+    _require(c.grad_clip >= 0, f"grad_clip={c.grad_clip} must be >= 0 (0 disables clipping)")
+    _require(c.epochs >= 1, f"epochs={c.epochs} must be >= 1")
+    _require(c.steps_per_epoch >= 1, f"steps_per_epoch={c.steps_per_epoch} must be >= 1")
+
+    # evaluation
+    _require(c.eval_every >= 1, f"eval_every={c.eval_every} must be >= 1")
+    for key in ("cluster_methods", "test_cluster_methods"):
+        methods = _split_methods(getattr(c, key))
+        _require(bool(methods), f"{key}={getattr(c, key)!r} must name at least one method")
+        bad = [m for m in methods if m not in CLUSTER_METHODS]
+        _require(
+            not bad,
+            f"{key}={getattr(c, key)!r}: unknown method(s) {', '.join(bad)}; "
+            f"choose from {', '.join(CLUSTER_METHODS)}",
+        )
+    _require(c.eval_batch_size >= 1, f"eval_batch_size={c.eval_batch_size} must be >= 1")
+
+    # runtime
+    _require(c.seed >= 0, f"seed={c.seed} must be >= 0")
+    _require(c.num_workers >= 0, f"num_workers={c.num_workers} must be >= 0 (0 runs in-process)")
+    _require(c.num_threads >= 0, f"num_threads={c.num_threads} must be >= 0 (0 = automatic)")
+    _require(c.checkpoint_every >= 1, f"checkpoint_every={c.checkpoint_every} must be >= 1")
+    _require(c.keep_checkpoints >= 1, f"keep_checkpoints={c.keep_checkpoints} must be >= 1")

@@ -1,0 +1,52 @@
+"""Models: the KDE layer, encoders/decoders and the UCC wiring; ``MODELS`` names the architectures.
+
+``build_model(config, image_shape, num_classes)`` is the one constructor: the image shape and
+class count come from the loaded data, every other size from the ``Config``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+from ucc_tune.models import decoders, encoders
+from ucc_tune.models.ucc import UCCModel, UCCOutput
+
+if TYPE_CHECKING:
+    from ucc_tune.config import Config
+
+# name -> (encoder class, decoder class); both take (image_shape, num_features, dropout)
+MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+    "paper": (encoders.PaperEncoder, decoders.PaperDecoder),
+    "conv": (encoders.ConvEncoder, decoders.ConvDecoder),
+    "linear": (encoders.LinearEncoder, decoders.LinearDecoder),
+    "pca": (encoders.PCAEncoder, decoders.PCADecoder),
+}
+
+
+def build_model(config: Config, image_shape: tuple[int, int, int], num_classes: int) -> UCCModel:
+    """The UCC model of ``config.model``; no decoder is built at all when ``alpha == 1``."""
+    if config.model not in MODELS:
+        raise ValueError(f"model={config.model!r} is unknown; choose one of {', '.join(MODELS)}")
+    encoder_cls, decoder_cls = MODELS[config.model]
+    encoder = encoder_cls(image_shape, config.num_features, config.encoder_dropout)
+    decoder = (
+        decoder_cls(image_shape, config.num_features, config.encoder_dropout) if config.use_decoder else None
+    )
+    return UCCModel(
+        encoder,
+        decoder,
+        num_features=config.num_features,
+        num_bins=config.num_bins,
+        kde_sigma=config.kde_sigma,
+        num_ucc_classes=config.num_ucc_classes,
+        num_classes=num_classes,
+        head_hidden=(config.head_hidden1, config.head_hidden2),
+        head_dropout=config.head_dropout,
+        use_rcc=config.use_rcc,
+        kde_max_elements=config.kde_max_elements,
+    )
+
+
+__all__ = ["MODELS", "UCCModel", "UCCOutput", "build_model"]

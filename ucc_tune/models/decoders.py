@@ -1,0 +1,109 @@
+"""Decoders ``f -> x``: ``(N, J)`` features back to ``(N, C, H, W)`` images, linear output.
+
+The images are standardised (mean 0, std 1), so every decoder ends linearly. ``PaperDecoder``
+mirrors the UCC feature extractor (UCC_NOTES 1.1): a dense layer to ``128 x H/4 x W/4`` and
+three pre-activation residual blocks with nearest-neighbour upsampling. Upsampling goes to
+the encoder's exact intermediate sizes, so odd sizes (28 -> 14 -> 7) round-trip too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ucc_tune.models.encoders import ImageShape, downsampled, init_weights
+
+
+class UpBlock(nn.Module):
+    """``a = upsample(ReLU(h))``; main ``conv3x3 -> ReLU -> conv3x3``; shortcut ``a`` or 1x1 conv."""
+
+    def __init__(self, c_in: int, c_out: int, size: tuple[int, int] | None):
+        super().__init__()
+        self.size = size
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        a = F.relu(h)
+        if self.size is not None:
+            a = F.interpolate(a, size=self.size, mode="nearest")
+        return self.conv2(F.relu(self.conv1(a))) + self.shortcut(a)
+
+
+class PaperDecoder(nn.Module):
+    """The UCC decoder; 513,217 parameters at 28x28x1 with J=10 (UCC_NOTES 1.1)."""
+
+    def __init__(self, image_shape: ImageShape, num_features: int, dropout: float = 0.0):
+        super().__init__()
+        c, h, w = image_shape
+        self.start = (128, downsampled(h, 2), downsampled(w, 2))
+        self.fc = nn.Linear(num_features, math.prod(self.start))
+        self.blocks = nn.Sequential(
+            UpBlock(128, 128, (downsampled(h, 1), downsampled(w, 1))),
+            UpBlock(128, 64, (h, w)),
+            UpBlock(64, 32, None),
+        )
+        self.out = nn.Conv2d(32, c, 3, padding=1)
+        init_weights(self)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        h = self.fc(f).view(-1, *self.start)  # (N, 128, H/4, W/4)
+        return self.out(F.relu(self.blocks(h)))
+
+
+class ConvDecoder(nn.Module):
+    """Mirror of ``ConvEncoder``: linear to ``64 x H/4 x W/4``, two upsample + conv stages."""
+
+    def __init__(self, image_shape: ImageShape, num_features: int, dropout: float = 0.0):
+        super().__init__()
+        c, h, w = image_shape
+        self.start = (64, downsampled(h, 2), downsampled(w, 2))
+        self.mid_size = (downsampled(h, 1), downsampled(w, 1))
+        self.size = (h, w)
+        self.fc = nn.Linear(num_features, math.prod(self.start))
+        self.conv1 = nn.Conv2d(64, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, c, 3, padding=1)
+        init_weights(self)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.fc(f)).view(-1, *self.start)
+        h = F.relu(self.conv1(F.interpolate(h, size=self.mid_size, mode="nearest")))
+        return self.conv2(F.interpolate(h, size=self.size, mode="nearest"))
+
+
+class LinearDecoder(nn.Module):
+    """Mirror of ``LinearEncoder``: J, 256, 512, C*H*W."""
+
+    def __init__(self, image_shape: ImageShape, num_features: int, dropout: float = 0.0):
+        super().__init__()
+        self.shape = image_shape
+        self.net = nn.Sequential(
+            nn.Linear(num_features, 256),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(256, 512),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(512, math.prod(image_shape)),
+        )
+        init_weights(self)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.net(f).view(-1, *self.shape)
+
+
+class PCADecoder(nn.Module):
+    """One linear layer back to pixels."""
+
+    def __init__(self, image_shape: ImageShape, num_features: int, dropout: float = 0.0):
+        super().__init__()
+        self.shape = image_shape
+        self.fc = nn.Linear(num_features, math.prod(image_shape))
+        init_weights(self)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc(f).view(-1, *self.shape)
