@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     mnist_labels = rng.integers(0, 10, size=50_000)
     mnist_images = torch.from_numpy(rng.standard_normal((50_000, 1, 28, 28), dtype=np.float32))
-    figures = {
+    figures: dict[str, Any] = {
         "shape": "20 bags (5 per ucc label 1..4) x 32 instances",
         "digits": measure(digits.images["train"], digits.labels["train"], 10, args.seconds),
         "mnist_shape_28x28": measure(mnist_images, mnist_labels, 10, args.seconds),

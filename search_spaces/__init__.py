@@ -41,7 +41,7 @@ def get_space(name_or_path: str) -> SpaceFn:
         fn = getattr(module, "space", None)
         if not callable(fn):
             raise ValueError(f"{path} must define `def space(trial) -> dict`")
-        return fn  # type: ignore[no-any-return]
+        return fn
     raise ValueError(
         f"unknown search space {name_or_path!r}; choose one of {', '.join(SPACES)} or a .py file"
     )

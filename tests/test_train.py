@@ -101,7 +101,7 @@ def test_resume_continues_exactly(tmp_path: Path, config: Config) -> None:
     with pytest.raises(Interrupt):
         train(config, interrupted)
     resumed = LocalSession(tmp_path / "resumed", resume=True)
-    assert resumed.latest_checkpoint() is not None and resumed.latest_checkpoint().endswith("epoch_0001")
+    assert str(resumed.latest_checkpoint()).endswith("epoch_0001")
     train(config, resumed)
     want = read_jsonl(tmp_path / "straight" / "metrics.jsonl")
     got = read_jsonl(tmp_path / "resumed" / "metrics.jsonl")

@@ -18,26 +18,39 @@ RECON_KINDS = ("mse", "ssim", "ms_ssim", "mse+ssim")
 MS_SSIM_LEVELS = 5  # pytorch-msssim's default weights: 5 scales, 4 halvings
 
 
-class LossConfig(Protocol):
-    alpha: float
-    recon_loss: str
-    rcc_weight: float
-    consistency_weight: float
-    consistency_temperature: float
-    bag_size: int
-    ucc_min: int
+class LossConfig(Protocol):  # read-only views of ucc_tune.config.Config
+    @property
+    def alpha(self) -> float: ...
+    @property
+    def recon_loss(self) -> str: ...
+    @property
+    def rcc_weight(self) -> float: ...
+    @property
+    def consistency_weight(self) -> float: ...
+    @property
+    def consistency_temperature(self) -> float: ...
+    @property
+    def bag_size(self) -> int: ...
+    @property
+    def ucc_min(self) -> int: ...
 
 
-class Outputs(Protocol):
-    ucc_logits: torch.Tensor
-    rcc: torch.Tensor | None
-    reconstructions: torch.Tensor | None
+class Outputs(Protocol):  # ucc_tune.models.UCCOutput
+    @property
+    def ucc_logits(self) -> torch.Tensor: ...
+    @property
+    def rcc(self) -> torch.Tensor | None: ...
+    @property
+    def reconstructions(self) -> torch.Tensor | None: ...
 
 
-class Batch(Protocol):
-    x: torch.Tensor
-    ucc: torch.Tensor
-    rcc: torch.Tensor
+class Batch(Protocol):  # ucc_tune.data.bags.BagBatch
+    @property
+    def x(self) -> torch.Tensor: ...
+    @property
+    def ucc(self) -> torch.Tensor: ...
+    @property
+    def rcc(self) -> torch.Tensor: ...
 
 
 def ucc_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -200,8 +200,14 @@ def rng_state() -> dict[str, Any]:
 
 def _numpy_state() -> tuple[str, torch.Tensor, int, int, float]:
     """numpy's global RNG state with its key as a tensor (``torch.load(weights_only=True)`` safe)."""
-    kind, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
-    return str(kind), torch.from_numpy(key.astype(np.int64)), int(pos), int(has_gauss), float(gauss)
+    kind, key, pos, has_gauss, gauss = cast(tuple[Any, ...], np.random.get_state(legacy=True))
+    return (
+        str(kind),
+        torch.from_numpy(np.asarray(key, dtype=np.int64)),
+        int(pos),
+        int(has_gauss),
+        float(gauss),
+    )
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -239,7 +245,7 @@ def setup(config: Config, session: Session) -> Run:
     torch.set_num_threads(cpu_threads(config))
     device = getattr(session, "device", None) or resolve_device(config.device)
     data = load_data(config).to(device)
-    model = build_model(config, data.image_shape, data.num_classes).to(device)
+    model: nn.Module = build_model(config, data.image_shape, data.num_classes).to(device)
     if config.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     model = session.prepare_model(model)

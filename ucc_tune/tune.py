@@ -119,7 +119,9 @@ def torch_trainer(
             storage_path=str(storage_path),
             callbacks=callbacks or [],
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.keep_checkpoints),
-            failure_config=ray.train.FailureConfig(max_failures=0, controller_failure_limit=0),
+            failure_config=ray.train.FailureConfig(  # type: ignore[call-arg]  # a V2 field
+                max_failures=0, controller_failure_limit=0
+            ),
         ),
     )
 

@@ -66,7 +66,9 @@ def test_head_returns_logits_not_probabilities() -> None:
     torch.manual_seed(0)
     model = build_model(Config(alpha=1.0), SHAPES["digits"], 10)
     with torch.no_grad():
-        model.ucc_head[-1].bias.fill_(5.0)
+        last = model.ucc_head[-1]
+        assert isinstance(last, torch.nn.Linear)
+        last.bias.fill_(5.0)
         logits = model(torch.randn(3, 4, *SHAPES["digits"])).ucc_logits
     assert not torch.allclose(logits.sum(1), torch.ones(3))
     assert float(logits.min()) > 1.0  # a softmax output would lie in (0, 1)
