@@ -14,7 +14,7 @@ def test_defaults_are_valid_and_follow_the_paper() -> None:
     c = Config()
     assert (c.num_features, c.num_bins, c.kde_sigma) == (10, 11, 0.1)
     assert (c.head_hidden1, c.head_hidden2, c.alpha) == (384, 192, 0.5)
-    assert (c.bag_size, c.ucc_min, c.ucc_max, c.bags_per_batch) == (32, 1, 4, 20)
+    assert (c.bag_size, c.ucc_min, c.ucc_max, c.bags_per_batch) == (16, 1, 4, 20)
     assert c.normalization == "per_image" and c.dataset == "digits"
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ucc_tune.config import Config, ConfigError, parse_assignments
+from ucc_tune.data.bags import BagSizeError
+from ucc_tune.data.sources import DatasetNotFoundError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,12 +76,12 @@ class ProgressPrinter:
         )
 
 
-def print_summary(metrics: dict[str, Any], out: Path) -> None:
+def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
     print("\nfinal metrics:")
     for key in sorted(k for k in metrics if k.startswith("test_") or k in ("val_ucc_acc", "cluster_acc")):
         value = metrics[key]
         print(f"  {key:28s} {value:.4f}" if isinstance(value, float) else f"  {key:28s} {value}")
-    print(f"output folder: {out}  (metrics.jsonl, checkpoints/, artifacts/)")
+    print(f"run folder: {run_dir}  (metrics.jsonl, checkpoints, artifacts/)")
 
 
 def train_main(argv: list[str] | None = None) -> int:
@@ -101,8 +103,12 @@ def train_main(argv: list[str] | None = None) -> int:
     record = {"config": config.to_dict(), "resume": args.resume, **provenance()}
     (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"training {config.model} on {config.dataset} -> {out}", flush=True)
-    metrics = run_training(config, out, args.resume)
-    print_summary(metrics, out)
+    try:
+        metrics = run_training(config, out, args.resume)
+    except (DatasetNotFoundError, BagSizeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_summary(metrics, out / "ray_train" if config.num_workers >= 1 else out)
     return 0
 
 

@@ -20,6 +20,7 @@ import random
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -270,8 +271,6 @@ def _try_compile(model: nn.Module) -> nn.Module:
     try:
         return torch.compile(model)  # type: ignore[return-value]
     except Exception as err:  # compile is optional: fall back to eager with a warning
-        import warnings
-
         warnings.warn(f"torch.compile failed ({err}); running eagerly", stacklevel=2)
         return model
 
@@ -382,14 +381,24 @@ def test_metrics(summary: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def save_checkpoint(run: Run, epoch: int, folder: Path) -> None:
+def sampler_states(run: Run) -> list[dict[str, Any]]:
+    """Every rank's bag-stream state (a collective under DDP: all ranks must call it)."""
+    state = run.stream.state_dict()
+    if run.session.world_size == 1:
+        return [state]
+    gathered: list[Any] = [None] * run.session.world_size
+    torch.distributed.all_gather_object(gathered, state)
+    return gathered
+
+
+def save_checkpoint(run: Run, epoch: int, folder: Path, samplers: list[dict[str, Any]]) -> None:
     state = {
         "model": unwrap(run.model).state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "scaler": run.scaler.state_dict(),
         "epoch": epoch,
         "config": run.config.to_dict(),
-        "sampler": run.stream.state_dict(),
+        "samplers": samplers,  # one per rank: each rank continues its own bag stream
         "rng": rng_state(),
         "last_eval": run.last_eval,
     }
@@ -402,7 +411,19 @@ def load_checkpoint(run: Run, folder: Path) -> None:
     unwrap(run.model).load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scaler.load_state_dict(state["scaler"])
-    run.stream.load_state_dict(state["sampler"])
+    samplers = state["samplers"]
+    if len(samplers) == run.session.world_size:
+        run.stream.load_state_dict(samplers[run.session.rank])
+    else:  # another number of ranks: fresh streams, drawn from a seed that moved on with the epoch
+        warnings.warn(
+            f"checkpoint was written by {len(samplers)} rank(s), this run has {run.session.world_size}; "
+            "bag streams restart from new seeds",
+            stacklevel=2,
+        )
+        run.stream = BagStream(
+            run.data.images["train"], run.data.labels["train"], run.data.num_classes,
+            run.config, run.session.rank, epoch_seed=int(state["epoch"]) + 1,
+        )  # fmt: skip
     set_rng_state(state["rng"])
     run.last_eval = dict(state["last_eval"])
     run.start_epoch = int(state["epoch"]) + 1
@@ -436,13 +457,14 @@ def train(config: Config, session: Session) -> dict[str, Any]:
 
 
 def _report(run: Run, metrics: dict[str, Any], epoch: int, checkpoint: bool) -> None:
+    samplers = sampler_states(run) if checkpoint else []
     if not checkpoint or run.session.rank != 0:
         run.session.report(metrics)
         return
     if not _weights_finite(run.model):
         raise NonFiniteLossError("weights", epoch, run.config.steps_per_epoch - 1, float("nan"))
     with tempfile.TemporaryDirectory(prefix="ucc-ckpt-") as folder:
-        save_checkpoint(run, epoch, Path(folder))
+        save_checkpoint(run, epoch, Path(folder), samplers)
         run.session.report(metrics, checkpoint_dir=folder)
 
 

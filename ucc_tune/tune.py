@@ -140,6 +140,9 @@ def init_local_ray(num_cpus: int | None = None, dashboard: bool = False) -> None
     )
 
 
+DDP_RUN_NAME = "ray_train"
+
+
 def train_distributed(
     config: Config,
     out: Path,
@@ -148,12 +151,13 @@ def train_distributed(
 ) -> dict[str, Any]:
     """One DDP run of ``config.num_workers`` ranks on a local Ray cluster, without Tune."""
     out = out.resolve()
-    name = "ray_train"
+    name = DDP_RUN_NAME
     if (out / name).exists() and not resume:
         raise FileExistsError(
             f"{out / name} holds an earlier run; pass --resume to continue it or use a new --out"
         )
-    init_local_ray(num_cpus=max(2, config.num_workers * max(1, config.num_threads)))
+    # with the dashboard: Train V2 cleans placement groups through the State API (RAY_NOTES 6)
+    init_local_ray(num_cpus=max(2, config.num_workers * max(1, config.num_threads)), dashboard=True)
     result = torch_trainer(config, out, name, echo=on_report).fit()
     if result.error is not None:
         raise result.error
