@@ -18,20 +18,25 @@ Ray 2.60 runs Train V2 (``shared/RAY_NOTES.md`` sections 0-1):
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import ray
 import ray.train
 import ray.tune
 import torch
 from ray.train.torch import TorchTrainer
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search.optuna import OptunaSearch
 from torch import nn
 
 from ucc_tune.config import Config
-from ucc_tune.train import train
+from ucc_tune.train import METRIC_NAMES, train
 
 TRAIN_RUN_PREFIX = "train-"
 
@@ -189,3 +194,249 @@ def make_trainable(train_storage: str | Path) -> Callable[[dict[str, Any]], None
         ray.tune.report(final)
 
     return ucc_trial
+
+
+# --- the search ----------------------------------------------------------------------------------
+
+
+class PruningOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna the truth about trials a scheduler stopped early.
+
+    Plain OptunaSearch records an ASHA-stopped trial as COMPLETE with its early, low-fidelity
+    value, which misleads TPE (RAY_NOTES 2). Here a trial whose last reported ``epoch`` is short
+    of its configured ``epochs`` is told as PRUNED (its per-epoch values are reported as
+    intermediate values), a NaN objective as FAIL, and intermediate steps are epochs.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._planned_epochs: dict[str, int] = {}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        config = super().suggest(trial_id)
+        if isinstance(config, dict):
+            self._planned_epochs[trial_id] = int(config.get("epochs", Config().epochs))
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if isinstance(self.metric, list) or trial_id in self._completed_trials:
+            return
+        value = result.get(self.metric)
+        if value is not None and math.isfinite(value):
+            self._ot_trials[trial_id].report(float(value), int(result.get("epoch", 0)))
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        values = [result.get(m) if result else None for m in metrics]
+        last_epoch = int(result.get("epoch", -1)) if result else -1
+        finished = last_epoch + 1 >= self._planned_epochs.get(trial_id, 0)
+        if error or any(v is None or not math.isfinite(v) for v in values):
+            state, told = (
+                (optuna.trial.TrialState.FAIL if error or finished else optuna.trial.TrialState.PRUNED),
+                None,
+            )
+        elif not finished:
+            state, told = optuna.trial.TrialState.PRUNED, None
+        else:
+            state, told = optuna.trial.TrialState.COMPLETE, values if len(values) > 1 else values[0]
+        assert self._ot_study is not None
+        self._ot_study.tell(ot_trial, told, state=state)
+        self._completed_trials.add(trial_id)
+
+
+def define_by_run(
+    space: Callable[[Any], dict[str, Any]], fixed: dict[str, Any]
+) -> Callable[[Any], dict[str, Any]]:
+    """The user's space plus the fixed ``--set`` values as constants of every trial."""
+
+    def with_fixed(trial: Any) -> dict[str, Any]:
+        return {**fixed, **(space(trial) or {})}
+
+    return with_fixed
+
+
+def make_searcher(
+    space: Callable[[Any], dict[str, Any]],
+    fixed: dict[str, Any],
+    metrics: list[str],
+    modes: list[str],
+    storage_url: str,
+    study_name: str,
+    seed: int,
+) -> PruningOptunaSearch:
+    """Seeded TPE for one metric, NSGA-II for several; the study lives in ``storage_url``."""
+    if len(metrics) > 1:
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.NSGAIISampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    return PruningOptunaSearch(
+        space=define_by_run(space, fixed),
+        metric=metrics if len(metrics) > 1 else metrics[0],
+        mode=modes if len(modes) > 1 else modes[0],
+        sampler=sampler,
+        storage=optuna.storages.RDBStorage(storage_url),
+        study_name=study_name,
+    )
+
+
+@dataclass
+class SearchPlan:
+    """Everything ``python -m ucc_tune.search`` decided, enough to build or restore the Tuner."""
+
+    experiment_dir: Path
+    space: Callable[[Any], dict[str, Any]]
+    fixed: dict[str, Any]
+    metrics: list[str]
+    modes: list[str]
+    num_samples: int
+    scheduler: str
+    max_concurrent: int
+    cpus_per_trial: float
+    gpus_per_trial: float
+    workers_per_trial: int
+    max_failures: int
+    seed: int
+    grace_period: int = 1
+
+    @property
+    def epochs(self) -> int:
+        return Config.from_dict(self.fixed).epochs
+
+
+def trial_resources(plan: SearchPlan) -> dict[str, float]:
+    if plan.workers_per_trial >= 1:
+        return {"cpu": 0.05}  # the trial only drives a TorchTrainer whose workers hold the resources
+    return {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+
+
+def make_tuner(plan: SearchPlan, restore: bool) -> ray.tune.Tuner:
+    trainable = ray.tune.with_resources(
+        make_trainable(plan.experiment_dir / "train_runs"), trial_resources(plan)
+    )
+    path = str(plan.experiment_dir)
+    if restore:
+        return ray.tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    searcher = make_searcher(
+        plan.space, plan.fixed, plan.metrics, plan.modes,
+        f"sqlite:///{plan.experiment_dir / 'optuna.db'}", plan.experiment_dir.name, plan.seed,
+    )  # fmt: skip
+    scheduler = (
+        ASHAScheduler(
+            time_attr="epoch",
+            metric=plan.metrics[0],
+            mode=plan.modes[0],
+            max_t=plan.epochs,
+            grace_period=plan.grace_period,
+            reduction_factor=2,
+        )
+        if plan.scheduler == "asha"
+        else FIFOScheduler()
+    )
+    return ray.tune.Tuner(
+        trainable,
+        tune_config=ray.tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=plan.num_samples,
+            max_concurrent_trials=plan.max_concurrent,
+        ),
+        run_config=ray.tune.RunConfig(
+            name=plan.experiment_dir.name,
+            storage_path=str(plan.experiment_dir.parent),
+            failure_config=ray.tune.FailureConfig(max_failures=plan.max_failures),
+            checkpoint_config=ray.tune.CheckpointConfig(
+                num_to_keep=2,
+                checkpoint_score_attribute=plan.metrics[0],
+                checkpoint_score_order=plan.modes[0],
+            ),
+            verbose=1,
+        ),
+    )
+
+
+def run_search(plan: SearchPlan, restore: bool) -> ray.tune.ResultGrid:
+    return make_tuner(plan, restore).fit()
+
+
+def experiment_exists(path: Path) -> bool:
+    return ray.tune.Tuner.can_restore(str(path))
+
+
+def start_ray(address: str | None, num_cpus: int | None, dashboard: bool, dashboard_host: str) -> None:
+    """Join ``address`` or start a fresh local cluster; print the dashboard URL and how to log in."""
+    if dashboard_host not in ("127.0.0.1", "localhost"):
+        print(
+            f"warning: the dashboard binds to {dashboard_host}, reachable from other machines "
+            "(token authentication stays on)"
+        )
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if address:
+            context = ray.init(address=address)
+        else:
+            context = ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=dashboard,
+                dashboard_host=dashboard_host,
+                configure_logging=False,
+            )
+        url = context.dashboard_url
+    else:
+        url = ray._private.worker.get_dashboard_url()
+    if url:
+        print(f"Ray dashboard: http://{url}")
+        print(
+            "  token authentication is on: the token is in ~/.ray/auth_token (or $RAY_AUTH_TOKEN_PATH); "
+            "send it as the header 'Authorization: Bearer <token>' or the cookie 'ray-authentication-token'"
+        )
+
+
+def default_concurrency(plan: SearchPlan) -> int:
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    per_trial = plan.cpus_per_trial * max(1, plan.workers_per_trial)
+    return max(1, int(cpus // max(per_trial, 1e-9)))
+
+
+def metric_direction(name: str) -> str:
+    return "min" if "loss" in name or name in ("time_s",) else "max"
+
+
+def write_trials_table(grid: ray.tune.ResultGrid, plan: SearchPlan) -> Any:
+    """``trials.parquet``: per trial its id, status, error, every Config field, last/best metrics."""
+    import pandas as pd
+
+    rows, searched = [], set()
+    for result in (grid[i] for i in range(len(grid))):
+        searched |= set(result.config or {}) - set(plan.fixed)
+        config = Config.from_dict(
+            {k: v for k, v in (result.config or {}).items() if k in Config.__dataclass_fields__}
+        )
+        history = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
+        last = result.metrics or {}
+        epochs_run = int(history["epoch"].max()) + 1 if "epoch" in history and len(history) else 0
+        status = "ERROR" if result.error else ("TERMINATED" if epochs_run >= config.epochs else "STOPPED")
+        row: dict[str, Any] = {
+            "trial_id": last.get("trial_id") or Path(result.path).name,
+            "status": status,
+            "error": str(result.error).splitlines()[0][:500] if result.error else None,
+            "epochs_run": epochs_run,
+            "time_total_s": last.get("time_total_s"),
+            "path": result.path,
+        }
+        row.update(config.to_dict())
+        for name in history.columns:
+            if name.startswith("test_") or name in METRIC_NAMES:
+                values = pd.to_numeric(history[name], errors="coerce")
+                row[f"last_{name}"] = values.iloc[-1] if len(values) else None
+                row[f"best_{name}"] = values.min() if metric_direction(name) == "min" else values.max()
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs["searched"] = sorted(searched)
+    table.to_parquet(plan.experiment_dir / "trials.parquet", index=False)
+    return table

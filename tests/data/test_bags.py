@@ -83,7 +83,8 @@ def test_bag_properties(s: dict) -> None:
             # no instance repeats within a bag
             assert len(np.unique(index[b])) == s["bag_size"]
         # every ucc label has the same number of bags, in label order
-        np.testing.assert_array_equal(np.bincount(ucc, minlength=num_labels), [s["bags_per_label"]] * num_labels)
+        per_label = np.bincount(ucc, minlength=num_labels)
+        np.testing.assert_array_equal(per_label, [s["bags_per_label"]] * num_labels)
         assert np.all(np.diff(ucc) >= 0)
 
 

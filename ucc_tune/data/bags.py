@@ -231,7 +231,9 @@ def gather(images: torch.Tensor, indices: BagIndices) -> BagBatch:
     device = images.device
     ids = torch.from_numpy(indices.ids).to(device)
     x = images.index_select(0, ids.reshape(-1)).reshape(*ids.shape, *images.shape[1:])
-    return BagBatch(x, torch.from_numpy(indices.ucc).to(device), torch.from_numpy(indices.rcc).to(device), ids)
+    return BagBatch(
+        x, torch.from_numpy(indices.ucc).to(device), torch.from_numpy(indices.rcc).to(device), ids
+    )
 
 
 def eval_bags(
@@ -248,7 +250,15 @@ def eval_bags(
     Subsets cycle through the unshuffled list of all ``k``-subsets, as the authors' test script.
     """
     sampler = BagSampler(
-        labels, num_classes, bag_size, ucc_min, ucc_max, bags_per_label, seed, stream=(0xE7A1,), shuffle_subsets=False
+        labels,
+        num_classes,
+        bag_size,
+        ucc_min,
+        ucc_max,
+        bags_per_label,
+        seed,
+        stream=(0xE7A1,),
+        shuffle_subsets=False,
     )
     return sampler.sample()
 
