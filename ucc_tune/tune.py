@@ -249,19 +249,27 @@ class PruningOptunaSearch(OptunaSearch):
         self._completed_trials.add(trial_id)
 
 
-def define_by_run(
-    space: Callable[[Any], dict[str, Any]], fixed: dict[str, Any]
-) -> Callable[[Any], dict[str, Any]]:
-    """The user's space plus the fixed ``--set`` values as constants of every trial."""
+class DefineByRun:
+    """A named space (or ``.py`` file) plus the fixed ``--set`` values as constants of every trial.
 
-    def with_fixed(trial: Any) -> dict[str, Any]:
-        return {**fixed, **(space(trial) or {})}
+    The ``--set`` values override the constants a space returns (its default budget, say);
+    they may not name a parameter the space searches (``search.py`` refuses that up front).
 
-    return with_fixed
+    Holds the space's name, not the function, so the searcher pickles (Tune saves it) and a
+    restored search loads the same space again.
+    """
+
+    def __init__(self, space: str, fixed: dict[str, Any]):
+        self.space, self.fixed = space, dict(fixed)
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        from search_spaces import get_space
+
+        return {**(get_space(self.space)(trial) or {}), **self.fixed}  # --set beats a space's constants
 
 
 def make_searcher(
-    space: Callable[[Any], dict[str, Any]],
+    space: str,
     fixed: dict[str, Any],
     metrics: list[str],
     modes: list[str],
@@ -275,7 +283,7 @@ def make_searcher(
     else:
         sampler = optuna.samplers.TPESampler(seed=seed)
     return PruningOptunaSearch(
-        space=define_by_run(space, fixed),
+        space=DefineByRun(space, fixed),
         metric=metrics if len(metrics) > 1 else metrics[0],
         mode=modes if len(modes) > 1 else modes[0],
         sampler=sampler,
@@ -289,7 +297,7 @@ class SearchPlan:
     """Everything ``python -m ucc_tune.search`` decided, enough to build or restore the Tuner."""
 
     experiment_dir: Path
-    space: Callable[[Any], dict[str, Any]]
+    space: str  # a name in search_spaces.SPACES or a .py file
     fixed: dict[str, Any]
     metrics: list[str]
     modes: list[str]
@@ -323,7 +331,7 @@ def make_tuner(plan: SearchPlan, restore: bool) -> ray.tune.Tuner:
         return ray.tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
     searcher = make_searcher(
         plan.space, plan.fixed, plan.metrics, plan.modes,
-        f"sqlite:///{plan.experiment_dir / 'optuna.db'}", plan.experiment_dir.name, plan.seed,
+        study_url(plan), plan.experiment_dir.name, plan.seed,
     )  # fmt: skip
     scheduler = (
         ASHAScheduler(
@@ -407,13 +415,29 @@ def metric_direction(name: str) -> str:
     return "min" if "loss" in name or name in ("time_s",) else "max"
 
 
+def study_url(plan: SearchPlan) -> str:
+    return f"sqlite:///{plan.experiment_dir / 'optuna.db'}"
+
+
+def searched_parameters(plan: SearchPlan) -> list[str]:
+    """The names Optuna suggested (Config field names), read from the stored study."""
+    study = optuna.load_study(study_name=plan.experiment_dir.name, storage=study_url(plan))
+    return sorted({name for trial in study.trials for name in trial.params})
+
+
+def error_message(error: BaseException) -> str:
+    """``Type: message`` of the exception a trial raised (Ray wraps it in a RayTaskError)."""
+    cause = getattr(error, "cause", None) or error
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"[:1000]
+
+
 def write_trials_table(grid: ray.tune.ResultGrid, plan: SearchPlan) -> Any:
     """``trials.parquet``: per trial its id, status, error, every Config field, last/best metrics."""
     import pandas as pd
 
-    rows, searched = [], set()
+    rows = []
     for result in (grid[i] for i in range(len(grid))):
-        searched |= set(result.config or {}) - set(plan.fixed)
         config = Config.from_dict(
             {k: v for k, v in (result.config or {}).items() if k in Config.__dataclass_fields__}
         )
@@ -424,7 +448,7 @@ def write_trials_table(grid: ray.tune.ResultGrid, plan: SearchPlan) -> Any:
         row: dict[str, Any] = {
             "trial_id": last.get("trial_id") or Path(result.path).name,
             "status": status,
-            "error": str(result.error).splitlines()[0][:500] if result.error else None,
+            "error": error_message(result.error) if result.error else None,
             "epochs_run": epochs_run,
             "time_total_s": last.get("time_total_s"),
             "path": result.path,
@@ -437,6 +461,6 @@ def write_trials_table(grid: ray.tune.ResultGrid, plan: SearchPlan) -> Any:
                 row[f"best_{name}"] = values.min() if metric_direction(name) == "min" else values.max()
         rows.append(row)
     table = pd.DataFrame(rows)
-    table.attrs["searched"] = sorted(searched)
+    table.attrs["searched"] = searched_parameters(plan)
     table.to_parquet(plan.experiment_dir / "trials.parquet", index=False)
     return table

@@ -1,0 +1,237 @@
+"""The search command on a real local Ray cluster: smoke, multi-objective, ASHA, failures, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from ucc_tune import search
+from ucc_tune.config import field_names
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["--set", "num_threads=1"]
+
+
+def run_main(tmp_path: Path, name: str, *args: str) -> int:
+    return search.main(["--storage-path", str(tmp_path), "--name", name, *FAST, *args])
+
+
+def study(exp: Path) -> optuna.Study:
+    return optuna.load_study(study_name=exp.name, storage=f"sqlite:///{exp / 'optuna.db'}")
+
+
+def test_smoke_search_end_to_end(ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert run_main(tmp_path, "smoke", "--smoke-test") == 0
+    out = capsys.readouterr().out
+    exp = tmp_path / "smoke"
+    assert "best trials by cluster_acc" in out and f"python -m analysis {exp}" in out
+    table = pd.read_parquet(exp / "trials.parquet")
+    assert len(table) == 2 and table["trial_id"].is_unique
+    assert set(field_names()) <= set(table.columns)
+    for col in ("trial_id", "status", "error", "last_cluster_acc", "best_cluster_acc", "best_val_loss"):
+        assert col in table.columns
+    assert (table["status"] == "TERMINATED").all()
+    assert (table["best_cluster_acc"] >= table["last_cluster_acc"]).all()
+    s = study(exp)
+    assert [t.state for t in s.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert sorted(table["alpha"]) == sorted(t.params["alpha"] for t in s.trials)
+    record = json.loads((exp / "search.json").read_text())
+    assert record["space"] == "smoke" and record["versions"]["ray"] and "git_commit" in record
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(exp), default_metric="cluster_acc", default_mode="max")
+    assert len(analysis.trials) == 2
+    frame = analysis.dataframe()
+    assert set(frame["trial_id"]) == set(table["trial_id"])
+
+
+def test_multi_objective_uses_fifo_and_two_directions(
+    ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = [
+        "--space",
+        "smoke",
+        "--num-samples",
+        "2",
+        "--metric",
+        "val_ucc_acc,cluster_acc",
+        "--mode",
+        "max,max",
+    ]
+    assert run_main(tmp_path, "mo", *args) == 0
+    assert "FIFO runs" in capsys.readouterr().out
+    s = study(tmp_path / "mo")
+    assert len(s.directions) == 2
+    assert all(t.state == optuna.trial.TrialState.COMPLETE and len(t.values) == 2 for t in s.trials)
+
+
+def test_asha_stops_poor_trials_and_they_are_pruned_in_the_study(ray_cluster: None, tmp_path: Path) -> None:
+    args = ["--space", "smoke", "--num-samples", "5", "--max-concurrent", "1", "--grace-period", "1"]
+    assert run_main(tmp_path, "asha", *args, "--set", "epochs=5", "--seed", "3") == 0
+    table = pd.read_parquet(tmp_path / "asha" / "trials.parquet")
+    stopped = table[table["status"] == "STOPPED"]
+    assert len(stopped) >= 1 and (stopped["epochs_run"] < 5).all()
+    s = study(tmp_path / "asha")
+    pruned = [t for t in s.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert len(pruned) == len(stopped)
+    assert all(t.intermediate_values for t in pruned)  # the epochs they did run are recorded
+
+
+def test_a_failing_trial_does_not_stop_the_search(
+    ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    space = tmp_path / "half_broken.py"
+    # trial 0 asks for bags larger than digits' validation classes (30 images): it must error
+    space.write_text(
+        "def space(trial):\n"
+        "    trial.suggest_float('alpha', 0.5, 1.0)\n"
+        "    return {'bag_size': 64 if trial.number == 0 else 8, 'bags_per_label': 2,\n"
+        "            'eval_bags_per_label': 3, 'epochs': 2, 'steps_per_epoch': 2}\n"
+    )
+    args = ["--space", str(space), "--num-samples", "2", "--max-concurrent", "1", "--max-failures", "0"]
+    assert run_main(tmp_path, "fail", *args) == 0
+    assert "1 ERROR" in capsys.readouterr().out
+    table = pd.read_parquet(tmp_path / "fail" / "trials.parquet").set_index("bag_size")
+    assert table.loc[64, "status"] == "ERROR" and "bag_size=64" in table.loc[64, "error"]
+    assert table.loc[8, "status"] == "TERMINATED"
+    states = sorted(t.state.name for t in study(tmp_path / "fail").trials)
+    assert states == ["COMPLETE", "FAIL"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--space", "nope"], "unknown search space 'nope'; choose one of alpha_sweep"),
+        (["--metric", "accuracy"], "unknown accuracy; choose from cluster_acc"),
+        (["--metric", "cluster_acc,js_min", "--mode", "max"], "give max or min for each of the 2 metric(s)"),
+        (["--set", "alpha=3"], "alpha=3.0 must be in [0, 1]"),
+        (["--set", "colour=red"], "unknown config key(s) 'colour'"),
+        (["--resume"], "--resume needs --name"),
+    ],
+)
+def test_bad_input_exits_2_before_ray_starts(
+    args: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    tmp_path: Path,
+) -> None:
+    import ucc_tune.tune as tune
+
+    def no_ray(*_: object, **__: object) -> None:
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(tune, "start_ray", no_ray)
+    assert search.main(["--storage-path", str(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+# --- subprocess tests: a driver of its own, cleaned up by PID afterwards ---------------------------
+
+
+@pytest.fixture
+def marked_env() -> Iterator[dict[str, str]]:
+    """An environment whose every descendant process can be found (and killed) afterwards."""
+    marker = f"UCC_TUNE_TEST_{uuid.uuid4().hex}"
+    env = {**os.environ, marker: "1", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    try:
+        yield env
+    finally:
+        for pid in processes_with(marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if f"{marker}=1".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def start_search(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "ucc_tune.search", "--num-cpus", "2", *FAST, *args]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_resume_after_sigkill_keeps_finished_trials(tmp_path: Path, marked_env: dict[str, str]) -> None:
+    exp = tmp_path / "resume"
+    args = ["--space", "smoke", "--num-samples", "4", "--max-concurrent", "1", "--scheduler", "fifo"]
+    args += ["--storage-path", str(tmp_path), "--name", "resume", "--set", "epochs=3"]
+    driver = start_search(marked_env, tmp_path / "first.log", *args)
+
+    def one_trial_finished() -> bool:
+        return any(
+            len(p.read_text().splitlines()) >= 3 for p in exp.glob("ucc_trial_*/result.json") if p.exists()
+        )
+
+    wait_for(one_trial_finished, 180, "a finished trial")
+    time.sleep(1.0)  # let the experiment state be saved (TUNE_GLOBAL_CHECKPOINT_S is short in tests)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(30)
+    second = start_search(marked_env, tmp_path / "second.log", *args, "--resume")
+    assert second.wait(300) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    table = pd.read_parquet(exp / "trials.parquet")
+    assert len(table) == 4 and table["trial_id"].is_unique
+    assert (table["status"] == "TERMINATED").all()
+    assert (table["epochs_run"] == 3).all()
+
+
+def test_dashboard_answers_with_the_token_and_refuses_without(
+    tmp_path: Path, marked_env: dict[str, str]
+) -> None:
+    log = tmp_path / "dash.log"
+    args = ["--space", "smoke", "--num-samples", "1", "--dashboard", "--storage-path", str(tmp_path)]
+    driver = start_search(marked_env, log, *args, "--set", "epochs=200")
+    try:
+        wait_for(lambda: "Ray dashboard: http://" in log.read_text(), 120, "the dashboard URL")
+        url = re.search(r"Ray dashboard: (http://\S+)", log.read_text()).group(1)  # type: ignore[union-attr]
+        assert url.startswith("http://127.0.0.1:")
+        token_path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+        token = token_path.read_text().strip()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{url}/api/version", timeout=10)
+        assert refused.value.code == 401
+        request = urllib.request.Request(f"{url}/api/version", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200 and "ray_version" in json.loads(answer.read())
+    finally:
+        driver.kill()
+        driver.wait(30)
+
+
+def test_set_may_not_fix_a_searched_parameter(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert search.main(["--storage-path", str(tmp_path), "--space", "smoke", "--set", "alpha=0.5"]) == 2
+    assert "--set alpha: the space searches it" in capsys.readouterr().err
