@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m ucc_tune.data
+	$(BIN)/python -m ucc_tune.search --space alpha_sweep
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(p)
     p.add_argument(
-        "--storage-path", default="experiments", help="folder (or shared/pyarrow URI) for experiments"
+        "--storage-path", default="experiments", help="folder for experiments (shared on clusters)"
     )
     p.add_argument("--name", help="experiment name (default <space>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the experiment --storage-path/--name")
@@ -151,7 +151,9 @@ def _check_space(space: Any, fixed: dict[str, Any], user_set: set[str]) -> None:
     constants = space(trial) or {}
     clash = sorted(user_set & set(trial.params))
     if clash:
-        raise UsageError(f"--set {', '.join(clash)}: the space searches it; drop the --set or use another space")
+        raise UsageError(
+            f"--set {', '.join(clash)}: the space searches it; drop the --set or use another space"
+        )
     values = {**constants, **fixed, **trial.params}
     unknown = sorted(set(values) - set(field_names()))
     if unknown:
