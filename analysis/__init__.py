@@ -1,0 +1,21 @@
+"""Analysis of finished (or running) experiments, from their folders alone: no Ray, no GPU.
+
+``load(path_or_paths)`` gives an ``Experiment`` with pandas tables (``trials``, ``history``,
+``js``, ``js_summary``); ``analysis.views`` derives best trials, cross-seed statistics, the
+predictive power of the label-free signal, hyperparameter importance and Pareto fronts;
+``python -m analysis`` writes Parquet tables, plots and a report.
+"""
+
+from analysis.load import Experiment, NotAnExperimentError, load
+from analysis.views import best_trials, importance, pareto_front, seed_statistics, signal_correlation
+
+__all__ = [
+    "Experiment",
+    "NotAnExperimentError",
+    "best_trials",
+    "importance",
+    "load",
+    "pareto_front",
+    "seed_statistics",
+    "signal_correlation",
+]

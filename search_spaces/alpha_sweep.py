@@ -6,6 +6,8 @@ the rest of the defaults fixed. alpha = 0 is the pure autoencoder baseline.
 
 from typing import Any
 
+GRID = {"alpha": [i / 8 for i in range(9)]}  # every value once: 9 trials
+
 
 def space(trial: Any) -> dict[str, Any]:
     trial.suggest_float("alpha", 0.0, 1.0, step=0.125)

@@ -113,7 +113,7 @@ def resolve_plan(args: argparse.Namespace) -> Any:
     overrides["num_workers"] = args.workers_per_trial
     if args.workers_per_trial == 0:
         overrides["num_threads"] = max(1, math.floor(args.cpus_per_trial))
-    _check_space(space, overrides, set(parse_assignments(args.set)))
+    args.searched = _check_space(space, overrides, set(parse_assignments(args.set)))
     if args.scheduler == "asha" and len(metrics) > 1:
         print("note: several metrics make a multi-objective search; ASHA needs one metric, so FIFO runs")
         args.scheduler = "fifo"
@@ -141,7 +141,7 @@ def resolve_plan(args: argparse.Namespace) -> Any:
     )
 
 
-def _check_space(space: Any, fixed: dict[str, Any], user_set: set[str]) -> None:
+def _check_space(space: Any, fixed: dict[str, Any], user_set: set[str]) -> list[str]:
     """Ask the space for one trial from a throwaway study: names and values must make a Config."""
     import optuna
 
@@ -159,6 +159,7 @@ def _check_space(space: Any, fixed: dict[str, Any], user_set: set[str]) -> None:
     if unknown:
         raise UsageError(f"the space sets unknown key(s) {', '.join(unknown)}; use Config field names")
     Config.from_dict(values)
+    return sorted(trial.params)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"experiment: {plan.experiment_dir}  ({plan.num_samples} trials, {plan.max_concurrent} at once)")
     grid = tune.run_search(plan, restore=args.resume)
     table = tune.write_trials_table(grid, plan)
+    record_searched(plan, table.attrs["searched"])
     print_summary(table, plan)
     return 0
 
@@ -196,6 +198,7 @@ def write_search_json(plan: Any, args: argparse.Namespace, argv: list[str] | Non
 
     record = {
         "space": args.space,
+        "searched": args.searched,
         "arguments": {k: v for k, v in vars(args).items() if k != "config"} | {"config": str(args.config)},
         "metrics": plan.metrics,
         "modes": plan.modes,
@@ -206,6 +209,15 @@ def write_search_json(plan: Any, args: argparse.Namespace, argv: list[str] | Non
         **provenance(argv),
     }
     (plan.experiment_dir / "search.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+
+
+def record_searched(plan: Any, names: list[str]) -> None:
+    """Store the parameter names the study actually searched (conditional ones included)."""
+    path = plan.experiment_dir / "search.json"
+    if path.is_file():
+        record = json.loads(path.read_text())
+        record["searched"] = sorted(set(record.get("searched", [])) | set(names))
+        path.write_text(json.dumps(record, indent=2, default=str) + "\n")
 
 
 def print_summary(table: Any, plan: Any) -> None:

@@ -277,9 +277,15 @@ def make_searcher(
     study_name: str,
     seed: int,
 ) -> PruningOptunaSearch:
-    """Seeded TPE for one metric, NSGA-II for several; the study lives in ``storage_url``."""
-    if len(metrics) > 1:
-        sampler: optuna.samplers.BaseSampler = optuna.samplers.NSGAIISampler(seed=seed)
+    """A grid when the space defines ``GRID``, else seeded TPE for one metric and NSGA-II for
+    several; the study lives in ``storage_url``."""
+    from search_spaces import get_grid
+
+    grid = get_grid(space)
+    if grid:
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.GridSampler(grid, seed=seed)
+    elif len(metrics) > 1:
+        sampler = optuna.samplers.NSGAIISampler(seed=seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=seed)
     return PruningOptunaSearch(

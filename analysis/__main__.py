@@ -1,0 +1,105 @@
+"""``python -m analysis EXPERIMENT [EXPERIMENT ...] [--out DIR] [--metric M] [--top K]``.
+
+Writes ``trials.parquet``, ``history.parquet``, ``js_divergence.parquet``, ``js_summary.parquet``,
+the plots, ``report.html`` and ``report.md`` into ``EXPERIMENT/analysis/`` (or ``--out``), and
+prints the best trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import plots
+from analysis.load import Experiment, NotAnExperimentError, load, metric_direction
+from analysis.report import write_reports
+from analysis.views import best_trials, importance, pareto_front, seed_statistics, signal_correlation
+
+SHOWN = ["experiment", "trial_id", "status", "epochs_run"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "experiments", nargs="+", type=Path, help="experiment folder(s) of python -m ucc_tune.search"
+    )
+    p.add_argument("--out", type=Path, help="output folder (default EXPERIMENT/analysis of the first one)")
+    p.add_argument("--metric", help="objective to rank by (default: the search's first metric)")
+    p.add_argument("--top", type=int, default=5, help="how many best trials to show and plot")
+    return p
+
+
+def write_tables(exp: Experiment, out: Path) -> None:
+    exp.trials.to_parquet(out / "trials.parquet", index=False)
+    exp.history.to_parquet(out / "history.parquet", index=False)
+    exp.js.to_parquet(out / "js_divergence.parquet", index=False)
+    exp.js_summary.to_parquet(out / "js_summary.parquet", index=False)
+
+
+def searched(exp: Experiment) -> list[str]:
+    names: set[str] = set()
+    for search in exp.searches.values():
+        names |= set(search.get("searched", []))
+    if names:
+        return sorted(names)
+    candidates = ("alpha", "bag_size", "kde_sigma", "num_bins", "lr", "rcc_weight", "consistency_weight")
+    return [
+        c for c in (*candidates, "ucc_min", "recon_loss") if c in exp.trials and exp.trials[c].nunique() > 1
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        exp = load(args.experiments)
+    except NotAnExperimentError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    first = next(iter(exp.searches.values()), {})
+    metrics = first.get("metrics") or ["cluster_acc"]
+    modes = first.get("modes") or ["max"]
+    metric = args.metric or metrics[0]
+    mode = metric_direction(metric) if args.metric else modes[0]
+    out = args.out or args.experiments[0] / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    write_tables(exp, out)
+    best = best_trials(exp.trials, metric, mode, args.top) if len(exp.trials) else pd.DataFrame()
+    params = searched(exp)
+    best_view = best[[c for c in [*SHOWN, *params, f"best_{metric}", "last_val_ucc_acc"] if c in best]]
+    print(f"best trials by {metric} ({mode}):")
+    print(best_view.to_string(index=False) if len(best_view) else "  (no trial reported it yet)")
+    figures = [
+        plots.objective_vs_parameters(exp.trials, params, metric, out),
+        plots.learning_curves(exp.history, list(best["trial_id"]) if len(best) else [], metric, out),
+        plots.ucc_vs_cluster(exp.trials, out),
+        plots.js_heatmap(Path(best["trial_dir"].iloc[0]), out) if len(best) else None,
+        plots.reconstructions(Path(best["trial_dir"].iloc[0]), out) if len(best) else None,
+    ]
+    sections = {
+        "Search": {
+            name: {k: s.get(k) for k in ("space", "metrics", "modes", "num_samples", "fixed", "git_commit")}
+            for name, s in exp.searches.items()
+        },
+        f"Best trials by {metric}": best_view,
+        "Status": exp.trials["status"].value_counts().rename_axis("status").reset_index(),
+        "Importance (Optuna, fANOVA)": pd.concat(
+            [importance(p).assign(experiment=p.name) for p in exp.paths], ignore_index=True
+        ),
+        "val_ucc_acc as a predictor (Spearman)": signal_correlation(exp.trials),
+        "Across seeds": seed_statistics(exp.trials, [metric]),
+    }
+    if len(metrics) > 1:
+        sections["Pareto front"] = pareto_front(exp.trials, metrics, modes)[
+            [*SHOWN, *[f"best_{m}" for m in metrics]]
+        ]
+    html_path, _ = write_reports(out, f"ucc-tune analysis: {', '.join(exp.searches)}", sections,
+                                 [f for f in figures if f is not None])  # fmt: skip
+    print(f"\ntables, plots and report in {out} (open {html_path})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Derived views of the trial table: best trials, cross-seed statistics, how well the label-free
+signal predicts the goal, hyperparameter importance (from the Optuna study) and Pareto fronts."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ucc_tune.config import field_names
+
+
+def best_trials(
+    trials: pd.DataFrame, metric: str = "cluster_acc", mode: str = "max", k: int = 5
+) -> pd.DataFrame:
+    """The ``k`` trials with the best ``best_<metric>`` (trials without a value are left out)."""
+    column = f"best_{metric}"
+    if column not in trials:
+        raise KeyError(
+            f"no column {column!r}; metrics present: {sorted(c[5:] for c in trials if c.startswith('best_'))}"
+        )
+    ranked = trials.dropna(subset=[column]).sort_values(column, ascending=mode == "min")
+    return ranked.head(k).reset_index(drop=True)
+
+
+def seed_statistics(trials: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Group trials that differ only in ``seed``: median (what gets reported), min, max, count."""
+    keys = [c for c in field_names() if c in trials and c != "seed"]
+    columns = [f"best_{m}" for m in metrics if f"best_{m}" in trials]
+    done = trials[trials["status"] != "ERROR"]
+    if done.empty or not columns:
+        return pd.DataFrame()
+    grouped = done.groupby(keys, dropna=False)[columns]
+    stats = grouped.agg(["median", "min", "max", "count"])
+    stats.columns = [f"{col}_{stat}" for col, stat in stats.columns]
+    return stats.reset_index()
+
+
+def signal_correlation(trials: pd.DataFrame) -> pd.DataFrame:
+    """Spearman correlation across trials of ``val_ucc_acc`` (no instance labels needed) with
+    ``cluster_acc`` and ``js_min`` (last values of trials that reported them)."""
+    rows = []
+    for target in ("cluster_acc", "js_min"):
+        pair = (
+            trials[["last_val_ucc_acc", f"last_{target}"]].dropna()
+            if f"last_{target}" in trials
+            else pd.DataFrame()
+        )
+        rho = np.nan
+        if len(pair) >= 3 and pair.nunique().min() > 1:
+            rho = float(pair.iloc[:, 0].corr(pair.iloc[:, 1], method="spearman"))
+        rows.append({"signal": "val_ucc_acc", "target": target, "spearman": rho, "trials": len(pair)})
+    return pd.DataFrame(rows)
+
+
+def importance(experiment_dir: Path, objective: int = 0) -> pd.DataFrame:
+    """Hyperparameter importance (Optuna's default evaluator, fANOVA) from ``optuna.db``.
+
+    Empty when the study is missing or has too few complete trials with varied parameters.
+    """
+    import optuna
+
+    db = Path(experiment_dir) / "optuna.db"
+    if not db.is_file():
+        return pd.DataFrame(columns=["parameter", "importance"])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=Path(experiment_dir).name, storage=f"sqlite:///{db}")
+        target = (lambda t: t.values[objective]) if len(study.directions) > 1 else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = optuna.importance.get_param_importances(study, target=target)
+    except (ValueError, RuntimeError, KeyError) as err:
+        warnings.warn(f"no importance for {experiment_dir}: {err}", stacklevel=2)
+        return pd.DataFrame(columns=["parameter", "importance"])
+    return pd.DataFrame({"parameter": list(values), "importance": list(values.values())})
+
+
+def pareto_front(trials: pd.DataFrame, metrics: list[str], modes: list[str]) -> pd.DataFrame:
+    """Trials no other trial beats on every ``best_<metric>`` (at least as good, better on one)."""
+    columns = [f"best_{m}" for m in metrics]
+    data = trials.dropna(subset=columns)
+    signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
+    values = data[columns].to_numpy(dtype=float) * signs
+    keep = [
+        not np.any(np.all(values >= v, axis=1) & np.any(values > v, axis=1))
+        for v in values
+    ]  # fmt: skip
+    return data[keep].reset_index(drop=True)

@@ -1,0 +1,214 @@
+"""Analysis on a real small search and on hand-damaged copies of it."""
+
+from __future__ import annotations
+
+import base64
+import html.parser
+import io
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import analysis
+from analysis.__main__ import main
+from analysis.views import best_trials, pareto_front, seed_statistics, signal_correlation
+
+pytestmark = pytest.mark.slow
+TABLES = ("trials", "history", "js_divergence", "js_summary")
+
+
+@pytest.fixture(scope="session")
+def smoke_experiment(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real `smoke` search of 3 trials (seeds differ only through Optuna's suggestions)."""
+    from ucc_tune import search
+
+    root = tmp_path_factory.mktemp("experiments")
+    args = ["--storage-path", str(root), "--name", "smoke", "--space", "smoke", "--num-samples", "3"]
+    assert search.main([*args, "--set", "num_threads=1", "--scheduler", "fifo"]) == 0
+    return root / "smoke"
+
+
+def copy_of(exp: Path, tmp_path: Path) -> Path:
+    target = tmp_path / exp.name
+    shutil.copytree(exp, target, ignore=shutil.ignore_patterns("analysis"))
+    return target
+
+
+def trial_dirs(exp: Path) -> list[Path]:
+    return sorted(p for p in exp.iterdir() if (p / "params.json").is_file())
+
+
+def test_load_matches_ray_experiment_analysis(smoke_experiment: Path) -> None:
+    from ray.tune import ExperimentAnalysis
+
+    exp = analysis.load(smoke_experiment)
+    assert len(exp.trials) == 3 and set(exp.trials["status"]) == {"TERMINATED"}
+    ray_view = ExperimentAnalysis(str(smoke_experiment), default_metric="cluster_acc", default_mode="max")
+    configs = {t.trial_id: t.config for t in ray_view.trials}
+    assert len(ray_view.trial_dataframes) == 3
+    for frame in ray_view.trial_dataframes.values():
+        trial_id = frame["trial_id"].iloc[0]
+        row = exp.trials.set_index("trial_id").loc[trial_id]
+        assert row["last_cluster_acc"] == pytest.approx(frame["cluster_acc"].iloc[-1])
+        assert row["best_cluster_acc"] == pytest.approx(frame["cluster_acc"].max())
+        assert row["best_val_loss"] == pytest.approx(frame["val_loss"].min())
+        assert row["alpha"] == pytest.approx(configs[trial_id]["alpha"])
+        assert row["epochs_run"] == len(frame)
+    assert len(exp.history) == 3 * 2
+    assert exp.trials["alpha"].dtype == "float64" and exp.trials["bag_size"].dtype == "Int64"
+    assert exp.trials["model"].dtype == "string" and exp.trials["amp"].dtype == "boolean"
+
+
+def test_js_summary_agrees_with_the_saved_matrix(smoke_experiment: Path) -> None:
+    exp = analysis.load(smoke_experiment)
+    for _, row in exp.trials.iterrows():
+        with np.load(Path(row["trial_dir"]) / "artifacts" / "js.npz") as data:
+            matrix, names = data["js_matrix"], list(data["class_names"])
+        summary = exp.js_summary.set_index("trial_id").loc[row["trial_id"]]
+        upper = matrix[np.triu_indices(len(names), 1)]
+        assert summary["js_min"] == pytest.approx(upper.min())
+        assert summary["js_mean"] == pytest.approx(upper.mean())
+        a, b = np.unravel_index(np.argmin(matrix + np.eye(len(names)) * 9), matrix.shape)
+        assert {summary["closest_a"], summary["closest_b"]} == {names[a], names[b]}
+    assert len(exp.js) == 3 * 45  # 10 classes: 45 pairs per trial
+
+
+def test_cli_writes_round_tripping_parquet_plots_and_a_valid_report(
+    smoke_experiment: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    assert main([str(smoke_experiment), "--out", str(out), "--top", "2"]) == 0
+    assert "best trials by cluster_acc" in capsys.readouterr().out
+    exp = analysis.load(smoke_experiment)
+    frames = {
+        "trials": exp.trials,
+        "history": exp.history,
+        "js_divergence": exp.js,
+        "js_summary": exp.js_summary,
+    }
+    for name in TABLES:
+        read = pd.read_parquet(out / f"{name}.parquet")
+        pd.testing.assert_frame_equal(read, frames[name].reset_index(drop=True))
+        other = pq.read_table(out / f"{name}.parquet").to_pandas()
+        assert list(other.columns) == list(read.columns) and len(other) == len(read)
+    plots = ["objective_vs_parameters", "learning_curves", "ucc_vs_cluster", "js_heatmap", "reconstructions"]
+    for name in plots:
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    page = (out / "report.html").read_text()
+    checker = TagChecker()
+    checker.feed(page)
+    checker.close()
+    assert checker.stack == [] and len(checker.images) == len(plots)
+    import matplotlib.image
+
+    for src in checker.images:
+        assert src.startswith("data:image/png;base64,")
+        image = matplotlib.image.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")
+        assert image.ndim == 3 and image.shape[0] > 10
+    md = (out / "report.md").read_text()
+    assert all(f"({name}.png)" in md for name in plots) and "| trial_id" in md
+
+
+class TagChecker(html.parser.HTMLParser):
+    """Checks that tags nest and close; collects image sources."""
+
+    VOID = frozenset({"meta", "img", "br", "hr", "link", "input"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append(dict(attrs)["src"] or "")
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        assert tag in self.VOID, f"<{tag}/> is not a void element"
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+
+
+def test_damaged_folders_are_read_with_warnings(smoke_experiment: Path, tmp_path: Path) -> None:
+    exp_dir = copy_of(smoke_experiment, tmp_path)
+    first, second, third = trial_dirs(exp_dir)
+    # a truncated last line in a results file
+    result = first / "result.json"
+    result.write_text(result.read_text().rstrip("\n")[:-40])
+    # missing artifacts
+    shutil.rmtree(second / "artifacts")
+    # an errored trial with no results yet
+    (third / "result.json").write_text("")
+    (third / "error.txt").write_text("Traceback ...\nValueError: something broke\n")
+    # a trial folder that is still starting (params only)
+    starting = exp_dir / "ucc_trial_newtrial_4_starting"
+    starting.mkdir()
+    (starting / "params.json").write_text(json.dumps({"alpha": 0.7}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exp = analysis.load(exp_dir)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "not valid JSON" in messages and "no results yet" in messages
+    assert len(exp.trials) == 4
+    by_dir = exp.trials.set_index("trial_dir")
+    assert by_dir.loc[str(first), "epochs_run"] == 1  # the damaged second line is skipped
+    assert by_dir.loc[str(third), "error"] == "ValueError: something broke"
+    assert pd.isna(by_dir.loc[str(third), "last_cluster_acc"])
+    assert by_dir.loc[str(starting), "status"] == "UNKNOWN"
+    with_js = set(exp.js_summary["trial_id"])
+    assert (
+        by_dir.loc[str(first), "trial_id"] in with_js and by_dir.loc[str(second), "trial_id"] not in with_js
+    )
+    assert main([str(exp_dir), "--out", str(tmp_path / "out")]) == 0
+
+
+def test_bad_paths_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main([str(tmp_path)]) == 2
+    assert "is not an experiment folder" in capsys.readouterr().err
+
+
+def test_several_experiments_at_once(smoke_experiment: Path, tmp_path: Path) -> None:
+    other = copy_of(smoke_experiment, tmp_path)
+    renamed = other.rename(tmp_path / "smoke-copy")
+    exp = analysis.load([smoke_experiment, renamed])
+    assert len(exp.trials) == 6 and set(exp.trials["experiment"]) == {"smoke", "smoke-copy"}
+    stats = seed_statistics(exp.trials, ["cluster_acc"])
+    # each configuration appears twice (the copy), so every group counts 2 with equal min and max
+    assert (stats["best_cluster_acc_count"] == 2).all()
+    assert (stats["best_cluster_acc_min"] == stats["best_cluster_acc_max"]).all()
+
+
+def test_views_on_hand_made_tables() -> None:
+    trials = pd.DataFrame(
+        {
+            "trial_id": list("abcd"),
+            "status": ["TERMINATED"] * 4,
+            "best_cluster_acc": [0.9, 0.5, np.nan, 0.7],
+            "best_val_ucc_acc": [0.8, 0.95, 0.1, 0.7],
+            "last_cluster_acc": [0.9, 0.5, 0.2, 0.7],
+            "last_val_ucc_acc": [0.8, 0.6, 0.1, 0.7],
+            "last_js_min": [0.3, 0.1, 0.0, 0.2],
+        }
+    )
+    assert list(best_trials(trials, "cluster_acc", "max", 2)["trial_id"]) == ["a", "d"]
+    assert list(pareto_front(trials, ["val_ucc_acc", "cluster_acc"], ["max", "max"])["trial_id"]) == [
+        "a",
+        "b",
+    ]
+    corr = signal_correlation(trials).set_index("target")
+    assert corr.loc["cluster_acc", "spearman"] == pytest.approx(1.0)  # same ranking
+    with pytest.raises(KeyError, match="no column 'best_nmi'"):
+        best_trials(trials, "nmi")
