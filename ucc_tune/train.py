@@ -241,17 +241,23 @@ class Run:
     last_eval: dict[str, Any] = field(default_factory=dict)
 
 
-def setup(config: Config, session: Session) -> Run:
+def setup(config: Config, session: Session, data: Data | None = None) -> Run:
+    """Seed, data (resident on the device), model, optimizer, bag stream; resume if possible.
+
+    ``data`` replaces ``load_data(config)`` (benchmarks feed random MNIST-shaped tensors).
+    """
     seed_everything(config.seed + 1000 * session.rank)
     torch.set_num_threads(cpu_threads(config))
     device = getattr(session, "device", None) or resolve_device(config.device)
-    data = load_data(config).to(device)
+    data = (data or load_data(config)).to(device)
     model: nn.Module = build_model(config, data.image_shape, data.num_classes).to(device)
     if config.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+        unwrap(model).channels_last = True  # inputs follow in UCCModel.forward
     model = session.prepare_model(model)
     if config.compile:
-        model = _try_compile(model)
+        example = data.images["train"][: config.bag_size].unsqueeze(0)  # one bag (1, n, C, H, W)
+        model = try_compile(model, example)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     amp_dtype = autocast_dtype(config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -267,42 +273,35 @@ def setup(config: Config, session: Session) -> Run:
     return run
 
 
-def _try_compile(model: nn.Module) -> nn.Module:
+def try_compile(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """``torch.compile`` the model and run one bag through it; on any failure (no compiler,
+    unsupported platform; compile errors surface at the first call) warn and stay eager."""
     try:
-        return torch.compile(model)  # type: ignore[return-value]
-    except Exception as err:  # compile is optional: fall back to eager with a warning
-        warnings.warn(f"torch.compile failed ({err}); running eagerly", stacklevel=2)
+        compiled = torch.compile(model)
+        with torch.no_grad():
+            compiled(example)
+        return compiled  # type: ignore[return-value]
+    except Exception as err:  # compile is an optional speed-up, never a reason to fail a run
+        warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); running eagerly", stacklevel=2)
         return model
 
 
 def train_epoch(run: Run, epoch: int) -> dict[str, float]:
     """``steps_per_epoch`` steps; loss sums stay on the device until the end of the epoch."""
-    c, model = run.config, run.model
-    model.train()
+    c = run.config
+    run.model.train()
     sums = torch.zeros(len(LOSS_TERMS), device=run.device)
     first_bad = torch.full((), -1, dtype=torch.long, device=run.device)
     bad_values = torch.zeros(len(LOSS_TERMS), device=run.device)
     batches = iter(run.stream)
     start = time.perf_counter()
     for step in range(c.steps_per_epoch):
-        batch: BagBatch = next(batches)
-        x = augment(batch.x, c.augment_flip, c.augment_rot90, c.augment_max_angle)
-        with _autocast(run):
-            outputs = model(x)
-            terms = total_loss(c, outputs, batch._replace(x=x))
-        values = torch.stack([getattr(terms, t).detach().float() for t in LOSS_TERMS])
+        values = train_step(run, next(batches))
         finite = torch.isfinite(values).all()
         newly_bad = ~finite & (first_bad < 0)
         bad_values = torch.where(newly_bad, values, bad_values)
         first_bad = torch.where(newly_bad, torch.full_like(first_bad, step), first_bad)
         sums += torch.where(finite, values, torch.zeros_like(values))
-        run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(terms.total).backward()
-        if c.grad_clip > 0:
-            run.scaler.unscale_(run.optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
     _raise_if_non_finite(epoch, int(first_bad.item()), bad_values)  # the epoch's one sync point
     if run.session.world_size > 1:
         torch.distributed.all_reduce(sums)
@@ -313,6 +312,23 @@ def train_epoch(run: Run, epoch: int) -> dict[str, float]:
     metrics = dict(zip(names, means, strict=True))
     metrics["instances_per_s"] = c.steps_per_epoch * c.bags_per_batch * c.bag_size / elapsed
     return metrics
+
+
+def train_step(run: Run, batch: BagBatch) -> torch.Tensor:
+    """One optimisation step on ``batch``; returns the detached loss terms (no host sync)."""
+    c = run.config
+    x = augment(batch.x, c.augment_flip, c.augment_rot90, c.augment_max_angle)
+    with _autocast(run):
+        outputs = run.model(x)
+        terms = total_loss(c, outputs, batch._replace(x=x))
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(terms.total).backward()
+    if c.grad_clip > 0:
+        run.scaler.unscale_(run.optimizer)
+        nn.utils.clip_grad_norm_(run.model.parameters(), c.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return torch.stack([getattr(terms, t).detach().float() for t in LOSS_TERMS])
 
 
 def _raise_if_non_finite(epoch: int, bad_step: int, bad_values: torch.Tensor) -> None:

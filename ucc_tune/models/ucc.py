@@ -64,6 +64,7 @@ class UCCModel(nn.Module):
         pooled = num_features * num_bins
         self.ucc_head = mlp_head(pooled, *head_hidden, num_ucc_classes, head_dropout)
         self.rcc_head = mlp_head(pooled, *head_hidden, num_classes, head_dropout) if use_rcc else None
+        self.channels_last = False  # set with .to(memory_format=torch.channels_last) on CUDA
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` images -> ``(N, J)`` features."""
@@ -72,6 +73,8 @@ class UCCModel(nn.Module):
     def forward(self, x: torch.Tensor) -> UCCOutput:
         b, n = x.shape[:2]
         flat = x.reshape(b * n, *x.shape[2:])  # (B*n, C, H, W)
+        if self.channels_last:
+            flat = flat.contiguous(memory_format=torch.channels_last)
         features = self.encode(flat)  # (B*n, J)
         bag_features = features.view(b, n, -1)  # (B, n, J)
         distributions = self.kde(bag_features)  # (B, J, bins)

@@ -1,0 +1,101 @@
+"""KDE layer: forward+backward time and peak extra memory against a plain broadcast reference.
+
+Run: ``.venv/bin/python -m benchmarks.kde``. Writes ``benchmarks/results/kde.json``.
+Sizes: the paper's (20 bags x 32 instances x J=10 x 11 bins) and a large one (64 x 64 x 64 x
+21 bins, sigma 0.0167 as in the authors' follow-up). Memory is the peak of the CUDA allocator
+on a GPU; on the CPU each case runs in a fresh subprocess and reports the growth of its peak
+resident set size over the inputs alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import torch
+
+from benchmarks.common import write_results
+from ucc_tune.models.kde import kde
+
+SIZES = {"paper": (20, 32, 10, 11, 0.1), "large": (64, 64, 64, 21, 0.0167)}
+
+
+def reference(features: torch.Tensor, num_bins: int, sigma: float) -> torch.Tensor:
+    """The formula as one broadcast, nothing else (UCC_NOTES 1.3)."""
+    bins = torch.linspace(0, 1, num_bins, device=features.device, dtype=features.dtype)
+    density = torch.exp(-((bins - features.unsqueeze(-1)) ** 2) / (2 * sigma**2)).sum(1)  # (B, J, bins)
+    return density / density.sum(-1, keepdim=True)
+
+
+IMPLEMENTATIONS = {"ucc_tune.kde": kde, "broadcast_reference": reference}
+
+
+def time_case(impl: str, size: str, device: str, repeats: int) -> dict[str, float]:
+    b, n, j, bins, sigma = SIZES[size]
+    fn = IMPLEMENTATIONS[impl]
+    features = torch.rand(b, n, j, device=device, requires_grad=True)
+    weights = torch.randn(b, j, bins, device=device)
+
+    def step() -> None:
+        (fn(features, bins, sigma) * weights).sum().backward()
+
+    for _ in range(3):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elapsed = (time.perf_counter() - start) / repeats
+    out = {"ms_per_fwd_bwd": round(1000 * elapsed, 4)}
+    if device == "cuda":
+        out["peak_extra_mb"] = round((torch.cuda.max_memory_allocated() - base) / 2**20, 2)
+    return out
+
+
+def cpu_peak_mb(impl: str, size: str) -> float:
+    """Peak RSS growth of one forward+backward in a fresh process (inputs made before the mark)."""
+    code = (
+        "import resource, torch, json; from benchmarks.kde import SIZES, IMPLEMENTATIONS; "
+        f"b,n,j,bins,s=SIZES[{size!r}]; f=torch.rand(b,n,j,requires_grad=True); w=torch.randn(b,j,bins); "
+        "fn=IMPLEMENTATIONS[" + repr(impl) + "]; (fn(torch.rand(2,2,2),bins,s)).sum(); "
+        "m0=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; (fn(f,bins,s)*w).sum().backward(); "
+        "print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-m0)/1024))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return round(float(done.stdout.strip().splitlines()[-1]), 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args(argv)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sizes = {k: {"B": v[0], "n": v[1], "J": v[2], "bins": v[3], "sigma": v[4]} for k, v in SIZES.items()}
+    figures: dict[str, Any] = {"device": device, "sizes": sizes, "cases": {}}
+    for size in SIZES:
+        for impl in IMPLEMENTATIONS:
+            case = time_case(impl, size, device, args.repeats)
+            if device == "cpu":
+                case["peak_extra_mb"] = cpu_peak_mb(impl, size)
+            figures["cases"][f"{size}/{impl}"] = case
+            print(size, impl, json.dumps(case), flush=True)
+        ours, ref = figures["cases"][f"{size}/ucc_tune.kde"], figures["cases"][f"{size}/broadcast_reference"]
+        figures[f"{size}_time_ratio_ours_over_reference"] = round(
+            ours["ms_per_fwd_bwd"] / ref["ms_per_fwd_bwd"], 3
+        )
+    figures["note"] = f"peak memory measured with {'the CUDA allocator' if device == 'cuda' else 'ru_maxrss'}"
+    write_results("kde", figures)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
