@@ -87,7 +87,9 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
         raw = handle.read()
     magic = int.from_bytes(raw[:4], "big")
     if magic != _IDX_MAGIC[ndim]:
-        raise ValueError(f"{path}: magic number {magic:#010x} is not {_IDX_MAGIC[ndim]:#010x} (IDX, {ndim}-d)")
+        raise ValueError(
+            f"{path}: magic number {magic:#010x} is not {_IDX_MAGIC[ndim]:#010x} (IDX, {ndim}-d)"
+        )
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
@@ -110,7 +112,9 @@ def _missing(dataset: str, folder: Path, names: list[str]) -> DatasetNotFoundErr
     )
 
 
-def _mnist_like(subdir: str, torchvision_name: str, names: tuple[str, ...]) -> Callable[[Path, bool], RawData]:
+def _mnist_like(
+    subdir: str, torchvision_name: str, names: tuple[str, ...]
+) -> Callable[[Path, bool], RawData]:
     def load(data_dir: Path, download: bool) -> RawData:
         folder = data_dir / subdir / "raw"
         paths = {key: _find(folder, name) for key, name in MNIST_FILES.items()}
@@ -124,7 +128,9 @@ def _mnist_like(subdir: str, torchvision_name: str, names: tuple[str, ...]) -> C
         for x, y, key in ((x_train, y_train, "train"), (x_test, y_test, "t10k")):
             if len(x) != len(y):
                 raise ValueError(f"{folder}: {key} has {len(x)} images but {len(y)} labels")
-        return RawData(x_train[:, None], y_train.astype(np.int64), x_test[:, None], y_test.astype(np.int64), names)
+        return RawData(
+            x_train[:, None], y_train.astype(np.int64), x_test[:, None], y_test.astype(np.int64), names
+        )
 
     return load
 
@@ -204,19 +210,27 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 def _load_image_folder(data_dir: Path, download: bool) -> RawData:
     if download:
-        raise ValueError("image_folder reads your own images; there is nothing to download (use download=false)")
+        raise ValueError(
+            "image_folder reads your own images; there is nothing to download (use download=false)"
+        )
     if not data_dir.is_dir():
-        raise DatasetNotFoundError(f"image_folder: {data_dir} is not a folder; put one sub-folder per class there")
+        raise DatasetNotFoundError(
+            f"image_folder: {data_dir} is not a folder; put one sub-folder per class there"
+        )
     classes = sorted(p.name for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise DatasetNotFoundError(f"image_folder: {data_dir} has no class sub-folders (one per class expected)")
+        raise DatasetNotFoundError(
+            f"image_folder: {data_dir} has no class sub-folders (one per class expected)"
+        )
     files: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
         found = sorted(p for p in (data_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not found:
             raise DatasetNotFoundError(f"image_folder: class folder {data_dir / name} holds no images")
         files += [(p, label) for p in found]
-    return RawData(_read_images([p for p, _ in files]), np.array([lbl for _, lbl in files]), None, None, tuple(classes))
+    return RawData(
+        _read_images([p for p, _ in files]), np.array([lbl for _, lbl in files]), None, None, tuple(classes)
+    )
 
 
 def _read_images(paths: list[Path]) -> np.ndarray:
@@ -228,7 +242,9 @@ def _read_images(paths: list[Path]) -> np.ndarray:
     arrays = []
     for path, img in zip(paths, images, strict=True):
         if img.size != size:
-            raise ValueError(f"image_folder: {path} is {img.size[0]}x{img.size[1]} but {paths[0]} is {size[0]}x{size[1]}")
+            raise ValueError(
+                f"image_folder: {path} is {img.size[0]}x{img.size[1]} but {paths[0]} is {size[0]}x{size[1]}"
+            )
         arr = np.asarray(img.convert("RGB" if rgb else "L"), dtype=np.uint8)
         arrays.append(arr.transpose(2, 0, 1) if rgb else arr[None])
     return np.stack(arrays)
@@ -241,7 +257,18 @@ DATASETS: dict[str, DatasetSpec] = {
         _mnist_like(
             "FashionMNIST",
             "FashionMNIST",
-            ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+            (
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ),
         ),
         10,
         True,
@@ -261,7 +288,7 @@ def stratified_take(labels: np.ndarray, fraction: float, rng: np.random.Generato
     picked = []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        count = int(round(fraction * len(members)))
+        count = round(fraction * len(members))
         picked.append(rng.choice(members, size=count, replace=False))
     return np.sort(np.concatenate(picked))
 
@@ -295,7 +322,9 @@ def load_splits(
         val_fraction_of_rest = val_fraction / (1 - test_fraction)
     val_pos = stratified_take(y, val_fraction_of_rest, rng)
     train_pos = np.setdiff1d(np.arange(len(y)), val_pos)
-    splits = DataSplits(dataset, raw.class_names, Split(x[train_pos], y[train_pos]), Split(x[val_pos], y[val_pos]), test)
+    splits = DataSplits(
+        dataset, raw.class_names, Split(x[train_pos], y[train_pos]), Split(x[val_pos], y[val_pos]), test
+    )
     _check_every_class_present(splits)
     return splits
 
