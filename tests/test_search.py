@@ -234,3 +234,18 @@ def test_dashboard_answers_with_the_token_and_refuses_without(
 def test_set_may_not_fix_a_searched_parameter(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert search.main(["--storage-path", str(tmp_path), "--space", "smoke", "--set", "alpha=0.5"]) == 2
     assert "--set alpha: the space searches it" in capsys.readouterr().err
+
+
+def test_a_grid_space_runs_every_point_once(ray_cluster: None, tmp_path: Path) -> None:
+    space = tmp_path / "grid.py"
+    space.write_text(
+        "GRID = {'alpha': [0.5, 1.0]}\n\n"
+        "def space(trial):\n"
+        "    trial.suggest_categorical('alpha', [0.5, 1.0])\n"
+        "    return {'epochs': 2, 'steps_per_epoch': 2, 'bag_size': 8, 'bags_per_label': 2,\n"
+        "            'eval_bags_per_label': 3}\n"
+    )
+    assert run_main(tmp_path, "grid", "--space", str(space), "--num-samples", "2", "--scheduler", "fifo") == 0
+    table = pd.read_parquet(tmp_path / "grid" / "trials.parquet")
+    assert sorted(table["alpha"]) == [0.5, 1.0] and (table["status"] == "TERMINATED").all()
+    assert [t.state.name for t in study(tmp_path / "grid").trials] == ["COMPLETE", "COMPLETE"]

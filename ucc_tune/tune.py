@@ -245,8 +245,8 @@ class PruningOptunaSearch(OptunaSearch):
         else:
             state, told = optuna.trial.TrialState.COMPLETE, values if len(values) > 1 else values[0]
         assert self._ot_study is not None
+        self._completed_trials.add(trial_id)  # first: a failing tell must not be retried
         self._ot_study.tell(ot_trial, told, state=state)
-        self._completed_trials.add(trial_id)
 
 
 class DefineByRun:
@@ -268,6 +268,14 @@ class DefineByRun:
         return {**(get_space(self.space)(trial) or {}), **self.fixed}  # --set beats a space's constants
 
 
+class TuneGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its ``study.stop()`` once the grid is done: that call only
+    works inside ``study.optimize``; under Tune, ``--num-samples`` decides when to stop."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        return None
+
+
 def make_searcher(
     space: str,
     fixed: dict[str, Any],
@@ -283,7 +291,7 @@ def make_searcher(
 
     grid = get_grid(space)
     if grid:
-        sampler: optuna.samplers.BaseSampler = optuna.samplers.GridSampler(grid, seed=seed)
+        sampler: optuna.samplers.BaseSampler = TuneGridSampler(grid, seed=seed)
     elif len(metrics) > 1:
         sampler = optuna.samplers.NSGAIISampler(seed=seed)
     else:
