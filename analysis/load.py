@@ -19,12 +19,9 @@ import numpy as np
 import pandas as pd
 
 from ucc_tune.config import Config, ConfigError
+from ucc_tune.train import METRIC_NAMES, metric_direction
 
-REPORTED = (
-    "train_loss", "train_ucc_loss", "train_recon_loss", "train_rcc_loss", "train_consistency_loss",
-    "val_ucc_acc", "val_loss", "cluster_acc", "cluster_nmi", "cluster_ari", "js_min", "js_mean",
-    "time_s", "instances_per_s",
-)  # fmt: skip
+REPORTED = tuple(m for m in METRIC_NAMES if m not in ("epoch", "cluster_eval_epoch"))
 
 
 class NotAnExperimentError(ValueError):
@@ -50,10 +47,6 @@ def is_experiment(path: Path) -> bool:
         or (path / "tuner.pkl").is_file()
         or any(path.glob("experiment_state-*.json"))
     )
-
-
-def metric_direction(name: str) -> str:
-    return "min" if "loss" in name or name == "time_s" else "max"
 
 
 def read_results(path: Path, notes: list[str]) -> list[dict[str, Any]]:

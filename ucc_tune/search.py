@@ -113,7 +113,7 @@ def resolve_plan(args: argparse.Namespace) -> Any:
     overrides["num_workers"] = args.workers_per_trial
     if args.workers_per_trial == 0:
         overrides["num_threads"] = max(1, math.floor(args.cpus_per_trial))
-    args.searched = _check_space(space, overrides, set(parse_assignments(args.set)))
+    args.searched, epochs = _check_space(space, overrides, set(parse_assignments(args.set)))
     if args.scheduler == "asha" and len(metrics) > 1:
         print("note: several metrics make a multi-objective search; ASHA needs one metric, so FIFO runs")
         args.scheduler = "fifo"
@@ -138,10 +138,11 @@ def resolve_plan(args: argparse.Namespace) -> Any:
         max_failures=args.max_failures,
         seed=args.seed,
         grace_period=args.grace_period,
+        epochs=epochs,
     )
 
 
-def _check_space(space: Any, fixed: dict[str, Any], user_set: set[str]) -> list[str]:
+def _check_space(space: Any, fixed: dict[str, Any], user_set: set[str]) -> tuple[list[str], int]:
     """Ask the space for one trial from a throwaway study: names and values must make a Config."""
     import optuna
 
@@ -158,8 +159,8 @@ def _check_space(space: Any, fixed: dict[str, Any], user_set: set[str]) -> list[
     unknown = sorted(set(values) - set(field_names()))
     if unknown:
         raise UsageError(f"the space sets unknown key(s) {', '.join(unknown)}; use Config field names")
-    Config.from_dict(values)
-    return sorted(trial.params)
+    config = Config.from_dict(values)
+    return sorted(trial.params), config.epochs
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,7 @@ from ray.tune.search.optuna import OptunaSearch
 from torch import nn
 
 from ucc_tune.config import Config
-from ucc_tune.train import METRIC_NAMES, train
+from ucc_tune.train import METRIC_NAMES, metric_direction, train
 
 TRAIN_RUN_PREFIX = "train-"
 
@@ -324,10 +324,7 @@ class SearchPlan:
     max_failures: int
     seed: int
     grace_period: int = 1
-
-    @property
-    def epochs(self) -> int:
-        return Config.from_dict(self.fixed).epochs
+    epochs: int = Config().epochs  # of every trial (space constants and --set applied)
 
 
 def trial_resources(plan: SearchPlan) -> dict[str, float]:
@@ -423,10 +420,6 @@ def default_concurrency(plan: SearchPlan) -> int:
     cpus = float(ray.cluster_resources().get("CPU", 1))
     per_trial = plan.cpus_per_trial * max(1, plan.workers_per_trial)
     return max(1, int(cpus // max(per_trial, 1e-9)))
-
-
-def metric_direction(name: str) -> str:
-    return "min" if "loss" in name or name in ("time_s",) else "max"
 
 
 def study_url(plan: SearchPlan) -> str:
