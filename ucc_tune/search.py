@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--grace-period", type=int, default=2, help="epochs every trial runs before ASHA may stop it"
     )
+    p.add_argument("--reduction-factor", type=int, default=3, help="ASHA keeps 1/this of the trials per rung")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: CPUs / cpus-per-trial)")
     p.add_argument(
         "--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (per worker with workers)"
@@ -138,6 +139,7 @@ def resolve_plan(args: argparse.Namespace) -> Any:
         max_failures=args.max_failures,
         seed=args.seed,
         grace_period=args.grace_period,
+        reduction_factor=args.reduction_factor,
         epochs=epochs,
     )
 

@@ -57,6 +57,8 @@ METRIC_NAMES = (
     "time_s",
     "instances_per_s",
 )
+
+
 def metric_direction(name: str) -> str:
     """Whether smaller (losses, time) or larger (accuracies, JS, speed) values are better."""
     return "min" if "loss" in name or name == "time_s" else "max"

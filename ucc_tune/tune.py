@@ -324,6 +324,7 @@ class SearchPlan:
     max_failures: int
     seed: int
     grace_period: int = 1
+    reduction_factor: int = 3
     epochs: int = Config().epochs  # of every trial (space constants and --set applied)
 
 
@@ -351,7 +352,7 @@ def make_tuner(plan: SearchPlan, restore: bool) -> ray.tune.Tuner:
             mode=plan.modes[0],
             max_t=plan.epochs,
             grace_period=plan.grace_period,
-            reduction_factor=2,
+            reduction_factor=plan.reduction_factor,
         )
         if plan.scheduler == "asha"
         else FIFOScheduler()
