@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -249,3 +250,16 @@ def test_a_grid_space_runs_every_point_once(ray_cluster: None, tmp_path: Path) -
     table = pd.read_parquet(tmp_path / "grid" / "trials.parquet")
     assert sorted(table["alpha"]) == [0.5, 1.0] and (table["status"] == "TERMINATED").all()
     assert [t.state.name for t in study(tmp_path / "grid").trials] == ["COMPLETE", "COMPLETE"]
+
+
+def test_trials_can_be_ray_train_runs(ray_cluster: None, tmp_path: Path) -> None:
+    """--workers-per-trial: each trial drives a TorchTrainer named after it, metrics reach Tune."""
+    args = ["--space", "smoke", "--num-samples", "1", "--scheduler", "fifo", "--workers-per-trial", "1"]
+    assert run_main(tmp_path, "ddp", *args) == 0
+    exp = tmp_path / "ddp"
+    table = pd.read_parquet(exp / "trials.parquet")
+    assert len(table) == 1 and table["status"].iloc[0] == "TERMINATED" and table["epochs_run"].iloc[0] == 2
+    assert table["num_workers"].iloc[0] == 1 and np.isfinite(table["best_cluster_acc"].iloc[0])
+    runs = list((exp / "train_runs").glob("train-*"))
+    assert len(runs) == 1 and runs[0].name == f"train-{table['trial_id'].iloc[0]}"
+    assert len((runs[0] / "metrics.jsonl").read_text().splitlines()) == 2

@@ -58,7 +58,9 @@ def cluster(features: np.ndarray, num_clusters: int, method: str, seed: int = 0)
     if method == "kmedoids":
         import kmedoids
 
-        result = kmedoids.KMedoids(num_clusters, method="fasterpam", random_state=seed).fit(features)
+        result = kmedoids.KMedoids(
+            num_clusters, metric="euclidean", method="fasterpam", random_state=seed
+        ).fit(features)
         return np.asarray(result.labels_)
     raise ValueError(f"cluster method {method!r} is unknown; choose kmeans, spectral or kmedoids")
 
