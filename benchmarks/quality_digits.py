@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ucc_tune.metrics import clustering_scores
 
 from benchmarks.common import write_results
 from ucc_tune.config import Config, parse_assignments
 from ucc_tune.data import load_data
 from ucc_tune.evaluation import cluster
+from ucc_tune.metrics import clustering_scores
 from ucc_tune.train import LocalSession, train
 
 KEYS = [f"test_{m}_{s}" for m in ("kmeans", "spectral") for s in ("acc", "nmi", "ari")] + ["test_js_min"]
