@@ -16,6 +16,7 @@ from typing import Any
 from ucc_tune.config import Config, ConfigError, parse_assignments
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
+from ucc_tune.train import DDP_RUN_NAME, LocalSession, train
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,12 +109,11 @@ def train_main(argv: list[str] | None = None) -> int:
     except (DatasetNotFoundError, BagSizeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print_summary(metrics, out / "ray_train" if config.num_workers >= 1 else out)
+    print_summary(metrics, out / DDP_RUN_NAME if config.num_workers >= 1 else out)
     return 0
 
 
 def run_training(config: Config, out: Path, resume: bool) -> dict[str, Any]:
-    from ucc_tune.train import LocalSession, train
 
     if config.num_workers >= 1:
         from ucc_tune.tune import train_distributed  # the only module that imports Ray

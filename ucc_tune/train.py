@@ -66,6 +66,7 @@ def metric_direction(name: str) -> str:
 
 LOSS_TERMS = ("total", "ucc", "recon", "rcc", "consistency")
 STATE_FILE = "state.pt"
+DDP_RUN_NAME = "ray_train"  # a --workers run's Ray Train folder inside --out
 
 
 class NonFiniteLossError(FloatingPointError):

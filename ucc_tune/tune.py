@@ -36,7 +36,7 @@ from ray.tune.search.optuna import OptunaSearch
 from torch import nn
 
 from ucc_tune.config import Config
-from ucc_tune.train import METRIC_NAMES, metric_direction, train
+from ucc_tune.train import DDP_RUN_NAME, METRIC_NAMES, metric_direction, train
 
 TRAIN_RUN_PREFIX = "train-"
 
@@ -143,9 +143,6 @@ def init_local_ray(num_cpus: int | None = None, dashboard: bool = False) -> None
         dashboard_host="127.0.0.1",
         configure_logging=False,
     )
-
-
-DDP_RUN_NAME = "ray_train"
 
 
 def train_distributed(

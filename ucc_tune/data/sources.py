@@ -4,8 +4,12 @@
 download; MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 (its 20 coarse classes, as in the UCC
 paper) are read from ``data_dir`` in torchvision's on-disk formats by our own readers, and
 downloaded with torchvision only when asked (``download=True``); ``image_folder`` reads one
-sub-folder of images per class. This module imports only numpy at the top, because
-``ucc_tune.config`` imports it to validate dataset names.
+sub-folder of images per class. ``load_splits`` turns any of them into stratified
+train/val/test splits fixed by a seed.
+
+This module imports only numpy and the standard library at the top, because
+``ucc_tune.config`` imports it to validate dataset names; scikit-learn, torchvision and PIL are
+imported inside the loaders that need them.
 """
 
 from __future__ import annotations
@@ -26,12 +30,20 @@ class DatasetNotFoundError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class Split:
-    x: np.ndarray  # (N, C, H, W) uint8, or float32 for float sources
-    y: np.ndarray  # (N,) int64
+    """One split: ``x`` is ``(N, C, H, W)`` uint8 (float32 for float sources), ``y`` is ``(N,)`` int64."""
+
+    x: np.ndarray
+    y: np.ndarray
 
 
 @dataclass(frozen=True)
 class RawData:
+    """A dataset as read from disk, before splitting.
+
+    ``x_test``/``y_test`` are None unless the dataset has an official test split. ``x_*`` are
+    ``(N, C, H, W)``, ``y_*`` are ``(N,)`` int64 indices into ``class_names``.
+    """
+
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray | None
@@ -41,6 +53,8 @@ class RawData:
 
 @dataclass(frozen=True)
 class DataSplits:
+    """The train/val/test splits of one dataset; every class occurs in every split."""
+
     dataset: str
     class_names: tuple[str, ...]
     train: Split
@@ -53,6 +67,7 @@ class DataSplits:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)``."""
         c, h, w = self.train.x.shape[1:]
         return int(c), int(h), int(w)
 
@@ -63,32 +78,89 @@ class DataSplits:
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """A registry entry: ``loader(data_dir, download)`` reads the dataset."""
+
     loader: Callable[[Path, bool], RawData]
     num_classes: int | None  # None: known only after reading (image_folder)
     has_test_split: bool
     description: str
 
 
+DIGIT_NAMES = tuple(str(d) for d in range(10))
+FASHION_MNIST_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+
+
+# --- missing files and downloads -----------------------------------------------------------
+
+
+def _missing(dataset: str, folder: Path, names: list[str], data_dir: Path) -> DatasetNotFoundError:
+    return DatasetNotFoundError(
+        f"dataset {dataset!r}: files not found in {folder}: expected {', '.join(names)} "
+        f"(MNIST-style files may also be gzipped, name + '.gz'). Copy them there, or pass "
+        f"--set download=true (download=True) to fetch them with torchvision's downloader "
+        f"into data_dir={data_dir}."
+    )
+
+
+def _torchvision_download(name: str, data_dir: Path) -> None:
+    """Fetch ``torchvision.datasets.<name>`` into ``data_dir`` (one call fetches both splits)."""
+    import torchvision
+
+    try:
+        getattr(torchvision.datasets, name)(root=str(data_dir), train=True, download=True)
+    except Exception as err:  # network, checksum or disk errors: say what to do instead
+        raise DatasetNotFoundError(
+            f"downloading {name} into {data_dir} with torchvision failed ({err}); "
+            f"copy the files there yourself and use download=false"
+        ) from err
+
+
+def _files_or_download(
+    dataset: str,
+    find: Callable[[], dict[str, Path | None]],
+    folder: Path,
+    data_dir: Path,
+    download: bool,
+    torchvision_name: str,
+) -> dict[str, Path]:
+    """Paths of the expected files (name -> path), downloading first if some lack and ``download``."""
+    paths = find()
+    if None in paths.values() and download:
+        _torchvision_download(torchvision_name, data_dir)
+        paths = find()
+    if None in paths.values():
+        raise _missing(dataset, folder, list(paths), data_dir)
+    return {name: path for name, path in paths.items() if path is not None}
+
+
 # --- MNIST-style IDX files -----------------------------------------------------------------
 
-MNIST_FILES = {
-    "train_x": "train-images-idx3-ubyte",
-    "train_y": "train-labels-idx1-ubyte",
-    "test_x": "t10k-images-idx3-ubyte",
-    "test_y": "t10k-labels-idx1-ubyte",
-}
-_IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+_IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # unsigned bytes, 3-d images or 1-d labels
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Read an IDX file (plain or ``.gz``) of unsigned bytes with ``ndim`` dimensions."""
+    """Read an IDX file (plain or ``.gz``) of unsigned bytes with ``ndim`` dimensions.
+
+    Returns a writable uint8 array of the header's shape: ``(N, H, W)`` for images, ``(N,)`` for labels.
+    """
     opener: Any = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
-        raw = handle.read()
+        raw = bytearray(handle.read())  # bytearray: the array over it is writable
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: {len(raw)} bytes is too short for an IDX header")
     magic = int.from_bytes(raw[:4], "big")
     if magic != _IDX_MAGIC[ndim]:
         raise ValueError(
-            f"{path}: magic number {magic:#010x} is not {_IDX_MAGIC[ndim]:#010x} (IDX, {ndim}-d)"
+            f"{path}: magic number {magic:#010x} is not {_IDX_MAGIC[ndim]:#010x} (IDX, {ndim}-d uint8)"
         )
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
@@ -97,118 +169,112 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     return body.reshape(dims)
 
 
-def _find(folder: Path, name: str) -> Path | None:
-    for candidate in (folder / name, folder / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
+def _find_idx(folder: Path) -> dict[str, Path | None]:
+    """Each expected file name -> the plain file if present, else its ``.gz``, else None."""
+    found: dict[str, Path | None] = {}
+    for name in MNIST_FILES:
+        candidates = [p for p in (folder / name, folder / f"{name}.gz") if p.is_file()]
+        found[name] = candidates[0] if candidates else None
+    return found
 
 
-def _missing(dataset: str, folder: Path, names: list[str]) -> DatasetNotFoundError:
-    return DatasetNotFoundError(
-        f"dataset {dataset!r}: files not found in {folder}: expected {', '.join(names)}. "
-        f"Copy them there, or pass --set download=true (download=True) to fetch them with "
-        f"torchvision's downloader into {folder.parent.parent if 'raw' in folder.parts else folder.parent}."
-    )
+def _read_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, 1, H, W)`` uint8 images and ``(N,)`` int64 labels from two IDX files."""
+    x, y = read_idx(images, 3), read_idx(labels, 1)
+    if len(x) != len(y):
+        raise ValueError(f"{images} holds {len(x)} images but {labels} holds {len(y)} labels")
+    return x[:, None], y.astype(np.int64)
 
 
-def _mnist_like(
-    subdir: str, torchvision_name: str, names: tuple[str, ...]
-) -> Callable[[Path, bool], RawData]:
+def _mnist_like(dataset: str, subdir: str, names: tuple[str, ...]) -> Callable[[Path, bool], RawData]:
+    """A loader for torchvision's ``<data_dir>/<subdir>/raw`` layout (``subdir`` = torchvision class)."""
+
     def load(data_dir: Path, download: bool) -> RawData:
         folder = data_dir / subdir / "raw"
-        paths = {key: _find(folder, name) for key, name in MNIST_FILES.items()}
-        if any(p is None for p in paths.values()) and download:
-            _torchvision_download(torchvision_name, data_dir)
-            paths = {key: _find(folder, name) for key, name in MNIST_FILES.items()}
-        if any(p is None for p in paths.values()):
-            raise _missing(subdir, folder, list(MNIST_FILES.values()))
-        x_train, y_train = read_idx(paths["train_x"], 3), read_idx(paths["train_y"], 1)  # type: ignore[arg-type]
-        x_test, y_test = read_idx(paths["test_x"], 3), read_idx(paths["test_y"], 1)  # type: ignore[arg-type]
-        for x, y, key in ((x_train, y_train, "train"), (x_test, y_test, "t10k")):
-            if len(x) != len(y):
-                raise ValueError(f"{folder}: {key} has {len(x)} images but {len(y)} labels")
-        return RawData(
-            x_train[:, None], y_train.astype(np.int64), x_test[:, None], y_test.astype(np.int64), names
-        )
+        paths = _files_or_download(dataset, lambda: _find_idx(folder), folder, data_dir, download, subdir)
+        x_train, y_train = _read_idx_pair(paths[MNIST_FILES[0]], paths[MNIST_FILES[1]])
+        x_test, y_test = _read_idx_pair(paths[MNIST_FILES[2]], paths[MNIST_FILES[3]])
+        return RawData(x_train, y_train, x_test, y_test, names)
 
     return load
-
-
-def _torchvision_download(name: str, data_dir: Path) -> None:
-    import torchvision
-
-    cls = getattr(torchvision.datasets, name)
-    for train in (True, False):
-        cls(root=str(data_dir), train=train, download=True)
 
 
 # --- CIFAR python pickles ------------------------------------------------------------------
 
 
+def _find_all(folder: Path, names: list[str]) -> dict[str, Path | None]:
+    return {name: (folder / name if (folder / name).is_file() else None) for name in names}
+
+
 def _unpickle(path: Path) -> dict[str, Any]:
+    """A CIFAR pickle as a dict with str keys (they are bytes in pickles written by Python 2 tools)."""
     with open(path, "rb") as handle:
         raw = pickle.load(handle, encoding="latin1")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+    return {_text(k): v for k, v in raw.items()}
 
 
-def _cifar_images(data: Any) -> np.ndarray:
-    return np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32)  # channel-major RGB rows
+def _text(value: Any) -> str:
+    return value.decode("latin1") if isinstance(value, bytes) else str(value)
+
+
+def _cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, 3, 32, 32)`` uint8 images and ``(N,)`` int64 labels from one CIFAR pickle."""
+    batch = _unpickle(path)
+    for key in ("data", label_key):
+        if key not in batch:
+            raise ValueError(f"{path}: no {key!r} entry (has {sorted(batch)})")
+    data = np.asarray(batch["data"], dtype=np.uint8)
+    labels = np.asarray(batch[label_key], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise ValueError(f"{path}: data {data.shape} and {len(labels)} labels; expected (N, 3072) and N")
+    return np.ascontiguousarray(data.reshape(-1, 3, 32, 32)), labels  # rows are R plane, G plane, B plane
 
 
 def _load_cifar10(data_dir: Path, download: bool) -> RawData:
     folder = data_dir / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
-    if not all((folder / n).is_file() for n in names):
-        if download:
-            _torchvision_download("CIFAR10", data_dir)
-        if not all((folder / n).is_file() for n in names):
-            raise _missing("cifar10", folder, names)
-    train = [_unpickle(folder / n) for n in names[:5]]
-    test = _unpickle(folder / "test_batch")
-    meta = _unpickle(folder / "batches.meta")
-    return RawData(
-        np.concatenate([_cifar_images(b["data"]) for b in train]),
-        np.concatenate([np.asarray(b["labels"], dtype=np.int64) for b in train]),
-        _cifar_images(test["data"]),
-        np.asarray(test["labels"], dtype=np.int64),
-        tuple(str(n) for n in meta["label_names"]),
+    paths = _files_or_download(
+        "cifar10", lambda: _find_all(folder, names), folder, data_dir, download, "CIFAR10"
     )
+    train = [_cifar_batch(paths[name], "labels") for name in names[:5]]
+    x_test, y_test = _cifar_batch(paths["test_batch"], "labels")
+    class_names = tuple(_text(n) for n in _unpickle(paths["batches.meta"])["label_names"])
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    return RawData(x_train, y_train, x_test, y_test, class_names)
 
 
 def _load_cifar100(data_dir: Path, download: bool) -> RawData:
+    """CIFAR-100 with its 20 coarse superclasses as the classes (the UCC paper's setting)."""
     folder = data_dir / "cifar-100-python"
     names = ["train", "test", "meta"]
-    if not all((folder / n).is_file() for n in names):
-        if download:
-            _torchvision_download("CIFAR100", data_dir)
-        if not all((folder / n).is_file() for n in names):
-            raise _missing("cifar100", folder, names)
-    train, test, meta = (_unpickle(folder / n) for n in names)
-    return RawData(
-        _cifar_images(train["data"]),
-        np.asarray(train["coarse_labels"], dtype=np.int64),
-        _cifar_images(test["data"]),
-        np.asarray(test["coarse_labels"], dtype=np.int64),
-        tuple(str(n) for n in meta["coarse_label_names"]),
+    paths = _files_or_download(
+        "cifar100", lambda: _find_all(folder, names), folder, data_dir, download, "CIFAR100"
     )
+    x_train, y_train = _cifar_batch(paths["train"], "coarse_labels")
+    x_test, y_test = _cifar_batch(paths["test"], "coarse_labels")
+    class_names = tuple(_text(n) for n in _unpickle(paths["meta"])["coarse_label_names"])
+    return RawData(x_train, y_train, x_test, y_test, class_names)
 
 
 # --- scikit-learn digits and image folders -------------------------------------------------
 
 
 def _load_digits(data_dir: Path, download: bool) -> RawData:
+    """scikit-learn's 1797 digits, ``(N, 1, 8, 8)`` uint8 (0..16 scaled to 0..255); ignores its arguments."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = np.round(bunch.images * (255 / 16)).astype(np.uint8)[:, None]  # (N, 1, 8, 8), 0..16 -> 0..255
-    return RawData(x, bunch.target.astype(np.int64), None, None, tuple(str(d) for d in range(10)))
+    x = np.round(bunch.images * (255 / 16)).astype(np.uint8)[:, None]
+    return RawData(np.ascontiguousarray(x), bunch.target.astype(np.int64), None, None, DIGIT_NAMES)
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
+_GRAYSCALE_MODES = frozenset({"L", "1", "I;16"})
 
 
 def _load_image_folder(data_dir: Path, download: bool) -> RawData:
+    """One sub-folder per class (sorted names = labels) of same-size images."""
     if download:
         raise ValueError(
             "image_folder reads your own images; there is nothing to download (use download=false)"
@@ -222,60 +288,52 @@ def _load_image_folder(data_dir: Path, download: bool) -> RawData:
         raise DatasetNotFoundError(
             f"image_folder: {data_dir} has no class sub-folders (one per class expected)"
         )
-    files: list[tuple[Path, int]] = []
+    paths: list[Path] = []
+    labels: list[int] = []
     for label, name in enumerate(classes):
-        found = sorted(p for p in (data_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        found = sorted(
+            p for p in (data_dir / name).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
         if not found:
-            raise DatasetNotFoundError(f"image_folder: class folder {data_dir / name} holds no images")
-        files += [(p, label) for p in found]
-    return RawData(
-        _read_images([p for p, _ in files]), np.array([lbl for _, lbl in files]), None, None, tuple(classes)
-    )
+            raise DatasetNotFoundError(
+                f"image_folder: class folder {data_dir / name} holds no images "
+                f"({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
+        paths += found
+        labels += [label] * len(found)
+    return RawData(_read_images(paths), np.array(labels, dtype=np.int64), None, None, tuple(classes))
 
 
 def _read_images(paths: list[Path]) -> np.ndarray:
+    """``(N, C, H, W)`` uint8: C = 1 if every image is grayscale, else 3 (all converted to RGB)."""
     from PIL import Image
 
-    images = [Image.open(p) for p in paths]
-    rgb = any(img.mode not in ("L", "1", "I;16") for img in images)
-    size = images[0].size
-    arrays = []
-    for path, img in zip(paths, images, strict=True):
-        if img.size != size:
-            raise ValueError(
-                f"image_folder: {path} is {img.size[0]}x{img.size[1]} but {paths[0]} is {size[0]}x{size[1]}"
-            )
-        arr = np.asarray(img.convert("RGB" if rgb else "L"), dtype=np.uint8)
-        arrays.append(arr.transpose(2, 0, 1) if rgb else arr[None])
+    arrays: list[np.ndarray] = []
+    first_size: tuple[int, int] | None = None
+    for path in paths:
+        with Image.open(path) as img:  # closed at once: a folder may hold more images than file handles
+            if first_size is not None and img.size != first_size:
+                raise ValueError(
+                    f"image_folder: {path} is {img.size[0]}x{img.size[1]} but {paths[0]} is "
+                    f"{first_size[0]}x{first_size[1]}; all images must have the same size"
+                )
+            first_size = img.size
+            gray = img.mode in _GRAYSCALE_MODES
+            arr = np.asarray(img.convert("L" if gray else "RGB"), dtype=np.uint8)
+        arrays.append(arr[None] if gray else arr.transpose(2, 0, 1))  # (C, H, W)
+    if any(a.shape[0] == 3 for a in arrays):  # gray -> RGB repeats the value, as PIL's convert does
+        arrays = [np.repeat(a, 3, axis=0) if a.shape[0] == 1 else a for a in arrays]
     return np.stack(arrays)
 
 
 DATASETS: dict[str, DatasetSpec] = {
     "digits": DatasetSpec(_load_digits, 10, False, "scikit-learn's bundled 8x8 handwritten digits"),
-    "mnist": DatasetSpec(_mnist_like("MNIST", "MNIST", tuple(str(d) for d in range(10))), 10, True, "MNIST"),
+    "mnist": DatasetSpec(_mnist_like("mnist", "MNIST", DIGIT_NAMES), 10, True, "MNIST, 28x28 digits"),
     "fashion_mnist": DatasetSpec(
-        _mnist_like(
-            "FashionMNIST",
-            "FashionMNIST",
-            (
-                "T-shirt/top",
-                "Trouser",
-                "Pullover",
-                "Dress",
-                "Coat",
-                "Sandal",
-                "Shirt",
-                "Sneaker",
-                "Bag",
-                "Ankle boot",
-            ),
-        ),
-        10,
-        True,
-        "Fashion-MNIST",
+        _mnist_like("fashion_mnist", "FashionMNIST", FASHION_MNIST_NAMES), 10, True, "Fashion-MNIST, 28x28"
     ),
-    "cifar10": DatasetSpec(_load_cifar10, 10, True, "CIFAR-10"),
-    "cifar100": DatasetSpec(_load_cifar100, 20, True, "CIFAR-100, 20 coarse superclasses"),
+    "cifar10": DatasetSpec(_load_cifar10, 10, True, "CIFAR-10, 32x32 RGB"),
+    "cifar100": DatasetSpec(_load_cifar100, 20, True, "CIFAR-100 as its 20 coarse superclasses, 32x32 RGB"),
     "image_folder": DatasetSpec(_load_image_folder, None, False, "one sub-folder of images per class"),
 }
 
@@ -283,14 +341,28 @@ DATASETS: dict[str, DatasetSpec] = {
 # --- splits ----------------------------------------------------------------------------------
 
 
-def stratified_take(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Positions of ``round(fraction * n_c)`` random members of every class ``c`` (sorted)."""
-    picked = []
+def _count(fraction: float, n: int) -> int:
+    return int(np.floor(fraction * n + 0.5))  # round half up, not Python's round-half-to-even
+
+
+def stratified_partition(
+    labels: np.ndarray, fractions: tuple[float, ...], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Split positions ``0..N-1`` of ``labels`` ``(N,)`` into ``len(fractions) + 1`` disjoint parts.
+
+    Within every class of ``n`` members, part ``i`` gets ``round(fractions[i] * n)`` random members
+    (capped by what is left) and the last part the rest. Each part is sorted.
+    """
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
     for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        count = round(fraction * len(members))
-        picked.append(rng.choice(members, size=count, replace=False))
-    return np.sort(np.concatenate(picked))
+        members = rng.permutation(np.flatnonzero(labels == c))
+        start = 0
+        for i, fraction in enumerate(fractions):
+            stop = min(start + _count(fraction, len(members)), len(members))
+            parts[i].append(members[start:stop])
+            start = stop
+        parts[-1].append(members[start:])
+    return [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
 
 
 def load_splits(
@@ -301,32 +373,42 @@ def load_splits(
     test_fraction: float = 0.2,
     download: bool = False,
 ) -> DataSplits:
-    """Read ``dataset`` and split it into train/val/test, stratified and fixed by ``split_seed``.
+    """Read ``dataset`` and split it into train/val/test, stratified per class and fixed by ``split_seed``.
 
-    With an official test split: test is that split and val is ``val_fraction`` of the official
-    training set. Without: test is ``test_fraction`` and val ``val_fraction`` of everything.
+    With an official test split: test is that split (in its order) and val is ``val_fraction`` of
+    the official training set. Without: test is ``test_fraction`` and val ``val_fraction`` of
+    everything. Counts are rounded per class; the rest is train.
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset {dataset!r} is unknown; choose one of {', '.join(DATASETS)}")
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(
+            f"need 0 < val_fraction, test_fraction and a sum < 1; got {val_fraction}, {test_fraction}"
+        )
     raw = DATASETS[dataset].loader(Path(data_dir).expanduser(), download)
+    _check_labels(dataset, raw)
     rng = np.random.default_rng(split_seed)
     x, y = raw.x_train, raw.y_train
     if raw.x_test is not None and raw.y_test is not None:
-        test = Split(raw.x_test, raw.y_test)
-        val_fraction_of_rest = val_fraction
+        val_pos, train_pos = stratified_partition(y, (val_fraction,), rng)
+        test = Split(np.ascontiguousarray(raw.x_test), raw.y_test)
     else:
-        test_pos = stratified_take(y, test_fraction, rng)
+        test_pos, val_pos, train_pos = stratified_partition(y, (test_fraction, val_fraction), rng)
         test = Split(x[test_pos], y[test_pos])
-        keep = np.setdiff1d(np.arange(len(y)), test_pos)
-        x, y = x[keep], y[keep]
-        val_fraction_of_rest = val_fraction / (1 - test_fraction)
-    val_pos = stratified_take(y, val_fraction_of_rest, rng)
-    train_pos = np.setdiff1d(np.arange(len(y)), val_pos)
     splits = DataSplits(
         dataset, raw.class_names, Split(x[train_pos], y[train_pos]), Split(x[val_pos], y[val_pos]), test
     )
     _check_every_class_present(splits)
     return splits
+
+
+def _check_labels(dataset: str, raw: RawData) -> None:
+    for part, y in (("train", raw.y_train), ("test", raw.y_test)):
+        if y is not None and len(y) and (y.min() < 0 or y.max() >= len(raw.class_names)):
+            raise ValueError(
+                f"dataset {dataset!r}: {part} labels span {y.min()}..{y.max()} but there are "
+                f"{len(raw.class_names)} class names"
+            )
 
 
 def _check_every_class_present(splits: DataSplits) -> None:
