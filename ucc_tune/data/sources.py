@@ -98,8 +98,8 @@ FASHION_MNIST_NAMES = (
 
 def _missing(dataset: str, folder: Path, names: list[str], data_dir: Path) -> DatasetNotFoundError:
     return DatasetNotFoundError(
-        f"dataset {dataset!r}: files not found in {folder}: expected {', '.join(names)} "
-        f"(MNIST-style files may also be gzipped, name + '.gz'). Copy them there, or pass "
+        f"dataset {dataset!r}: files not found in {folder}: expected {', '.join(names)}"
+        f"{' (each may be gzipped, name + .gz)' if 'idx' in names[0] else ''}. Copy them there, or pass "
         f"--set download=true (download=True) to fetch them with torchvision's downloader "
         f"into data_dir={data_dir}."
     )
