@@ -212,3 +212,12 @@ def test_views_on_hand_made_tables() -> None:
     assert corr.loc["cluster_acc", "spearman"] == pytest.approx(1.0)  # same ranking
     with pytest.raises(KeyError, match="no column 'best_nmi'"):
         best_trials(trials, "nmi")
+
+
+def test_importance_comes_from_the_stored_study(smoke_experiment: Path) -> None:
+    from analysis.views import importance
+
+    table = importance(smoke_experiment)
+    assert set(table["parameter"]) == {"alpha", "lr"}  # the smoke space's two parameters
+    assert table["importance"].sum() == pytest.approx(1.0) and (table["importance"] >= 0).all()
+    assert importance(smoke_experiment.parent / "nowhere").empty
