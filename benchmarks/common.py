@@ -6,28 +6,12 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from ucc_tune.provenance import git_commit
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=RESULTS.parent, capture_output=True, text=True, timeout=10
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=RESULTS.parent, capture_output=True, text=True, timeout=10
-        )
-        return (
-            out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-            if out.returncode == 0
-            else "unknown"
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def environment() -> dict[str, Any]:
@@ -36,7 +20,7 @@ def environment() -> dict[str, Any]:
 
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
+        "git_commit": git_commit() or "unknown",
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
