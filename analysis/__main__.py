@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots
-from analysis.load import Experiment, NotAnExperimentError, load, metric_direction
+from analysis.load import Experiment, NotAnExperimentError, fetch, load
 from analysis.report import write_reports
 from analysis.views import best_trials, importance, pareto_front, seed_statistics, signal_correlation
+from ucc_tune.train import metric_direction
 
 SHOWN = ["experiment", "trial_id", "status", "epochs_run"]
 
@@ -24,7 +25,10 @@ SHOWN = ["experiment", "trial_id", "status", "epochs_run"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     p.add_argument(
-        "experiments", nargs="+", type=Path, help="experiment folder(s) of python -m ucc_tune.search"
+        "experiments",
+        nargs="+",
+        help="experiment folder(s) of python -m ucc_tune.search, or storage URIs (s3://...: copied "
+        "to ~/.cache/ucc-tune/remote/ first, checkpoints left out)",
     )
     p.add_argument("--out", type=Path, help="output folder (default EXPERIMENT/analysis of the first one)")
     p.add_argument("--metric", help="objective to rank by (default: the search's first metric)")
@@ -54,6 +58,7 @@ def searched(exp: Experiment) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        args.experiments = [fetch(location) for location in args.experiments]
         exp = load(args.experiments)
     except NotAnExperimentError as err:
         print(f"error: {err}", file=sys.stderr)

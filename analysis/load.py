@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ucc_tune.config import Config, ConfigError
-from ucc_tune.train import METRIC_NAMES, metric_direction
+from ucc_tune.storage import Storage, is_uri, local_mirror
+from ucc_tune.train import METRIC_NAMES, last_and_best
 
 REPORTED = tuple(m for m in METRIC_NAMES if m not in ("epoch", "cluster_eval_epoch"))
 
@@ -130,12 +131,7 @@ def read_trial(
         "wall_time_s": results[-1].get("time_total_s") if results else None,
         "asha_stopped": bool(status == "TERMINATED" and planned and epochs_run < planned and not error),
     }
-    for name in REPORTED:
-        values = pd.to_numeric(pd.Series([r.get(name) for r in results], dtype="float64"), errors="coerce")
-        row[f"last_{name}"] = values.iloc[-1] if len(values) else np.nan
-        row[f"best_{name}"] = (
-            (values.min() if metric_direction(name) == "min" else values.max()) if len(values) else np.nan
-        )
+    row.update(last_and_best(pd.DataFrame([{k: r.get(k) for k in REPORTED} for r in results]), REPORTED))
     final = results[-1] if results else {}
     for key, value in final.items():
         if key.startswith("test_") and isinstance(value, (int, float)):
@@ -211,9 +207,30 @@ def load_one(exp: Path, notes: list[str]) -> tuple[list[dict], list[dict], list[
     return trials, history, js, search
 
 
+def fetch(location: str | Path) -> Path:
+    """A local folder for ``location``: itself, or for a storage URI (``s3://...``) a local copy
+    (``~/.cache/ucc-tune/remote/...``) of everything but the checkpoints."""
+    if not is_uri(location):
+        return Path(location)
+    try:
+        storage = Storage(location)
+        if not storage.exists():
+            raise NotAnExperimentError(f"{location} does not exist")
+        return storage.download_tree(local_mirror(storage), skip=is_checkpoint)
+    except (ValueError, OSError) as err:
+        if isinstance(err, NotAnExperimentError):
+            raise
+        raise NotAnExperimentError(f"cannot read {location}: {err}") from None
+
+
+def is_checkpoint(relative: str) -> bool:
+    return any(part.startswith("checkpoint_") for part in relative.split("/"))
+
+
 def load(path_or_paths: str | Path | list[str | Path]) -> Experiment:
-    """Read one or more experiment folders; raises ``NotAnExperimentError`` for a bad path."""
-    paths = [Path(p) for p in (path_or_paths if isinstance(path_or_paths, list) else [path_or_paths])]
+    """Read one or more experiment folders (or storage URIs, copied locally first); raises
+    ``NotAnExperimentError`` for a bad path."""
+    paths = [fetch(p) for p in (path_or_paths if isinstance(path_or_paths, list) else [path_or_paths])]
     for path in paths:
         if not path.exists():
             raise NotAnExperimentError(f"{path} does not exist")

@@ -3,8 +3,10 @@
 Run: ``.venv/bin/python -m benchmarks.train_step``. Writes ``benchmarks/results/train_step.json``.
 Shapes: the paper's MNIST step (20 bags x 32 instances of random 28x28 images, ``paper`` model,
 alpha 0.5) and the ``digits`` default. Float32 everywhere; on CUDA also bf16 AMP and bf16 AMP
-with channels-last. The fractions time each part alone at the step's size (sampling + gathering
-a batch; KDE forward+backward; decoder forward+backward) and divide by the full step's time.
+with channels-last; on any device also the float32 MNIST step with ``F.interpolate`` in the
+decoder (the kernel before ``upsample_nearest``) for a before/after ratio. The fractions time
+each part alone at the step's size (sampling + gathering a batch; KDE forward+backward; decoder
+forward+backward) and divide by the full step's time.
 Target (issue 7): >= 30 steps/s at the MNIST shape with AMP on one H100; sampling and KDE each
 below 5% of the step.
 """
@@ -12,20 +14,23 @@ below 5% of the step.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from benchmarks.common import write_results
 from ucc_tune.config import Config
 from ucc_tune.data import Data
 from ucc_tune.data.bags import gather
+from ucc_tune.models import decoders
 from ucc_tune.models.kde import kde
 from ucc_tune.train import LocalSession, setup, train_step, unwrap
 
@@ -90,6 +95,17 @@ def measure(config: Config, data: Data | None, seconds: float) -> dict[str, Any]
     return out
 
 
+@contextlib.contextmanager
+def interpolate_upsampling() -> Iterator[None]:
+    """Run the decoders with ``F.interpolate`` instead of ``upsample_nearest``."""
+    original = decoders.upsample_nearest
+    decoders.upsample_nearest = lambda x, size: F.interpolate(x, size=size, mode="nearest")
+    try:
+        yield
+    finally:
+        decoders.upsample_nearest = original
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="timing window per measurement")
@@ -111,7 +127,20 @@ def main(argv: list[str] | None = None) -> int:
             result = measure(dataclasses.replace(config, **changes), data, args.seconds)
             figures["results"][f"{shape}/{name}"] = result
             print(shape, name, result, flush=True)
-    best = max(v["steps_per_s"] for k, v in figures["results"].items() if k.startswith("mnist"))
+    # the same step with F.interpolate for the decoder's upsampling (the kernel used before the
+    # broadcast copy in decoders.upsample_nearest), for a before/after ratio from this run
+    with interpolate_upsampling():
+        result = measure(paper, mnist_shaped(), args.seconds)
+    figures["results"]["mnist_paper_shape/float32_F.interpolate_upsampling"] = result
+    print("mnist_paper_shape float32_F.interpolate_upsampling", result, flush=True)
+    figures["upsampling_speedup_of_the_mnist_step"] = round(
+        figures["results"]["mnist_paper_shape/float32"]["steps_per_s"] / result["steps_per_s"], 3
+    )
+    best = max(
+        v["steps_per_s"]
+        for k, v in figures["results"].items()
+        if k.startswith("mnist") and "interpolate" not in k
+    )
     figures["mnist_best_steps_per_s"] = best
     figures["target_steps_per_s_on_h100_with_amp"] = 30
     write_results("train_step", figures)

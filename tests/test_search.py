@@ -88,6 +88,8 @@ def test_asha_stops_poor_trials_and_they_are_pruned_in_the_study(ray_cluster: No
     table = pd.read_parquet(tmp_path / "asha" / "trials.parquet")
     stopped = table[table["status"] == "STOPPED"]
     assert len(stopped) >= 1 and (stopped["epochs_run"] < 5).all()
+    # grace period 1, reduction factor 3: the rungs are after 1 and 3 epochs, nowhere else
+    assert set(stopped["epochs_run"]) <= {1, 3}
     s = study(tmp_path / "asha")
     pruned = [t for t in s.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert len(pruned) == len(stopped)
@@ -124,6 +126,8 @@ def test_a_failing_trial_does_not_stop_the_search(
         (["--set", "alpha=3"], "alpha=3.0 must be in [0, 1]"),
         (["--set", "colour=red"], "unknown config key(s) 'colour'"),
         (["--resume"], "--resume needs --name"),
+        (["--storage-path", "nosuch://x/y"], "--storage-path: storage 'nosuch://x/y' cannot be opened"),
+        (["--name", "a/b"], "--name 'a/b': give a plain folder name"),
     ],
 )
 def test_bad_input_exits_2_before_ray_starts(
@@ -238,6 +242,8 @@ def test_set_may_not_fix_a_searched_parameter(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_a_grid_space_runs_every_point_once(ray_cluster: None, tmp_path: Path) -> None:
+    """One trial at a time: the second runs in the first one's process (reuse_actors), and still
+    every trial's artifacts reach its folder."""
     space = tmp_path / "grid.py"
     space.write_text(
         "GRID = {'alpha': [0.5, 1.0]}\n\n"
@@ -246,10 +252,21 @@ def test_a_grid_space_runs_every_point_once(ray_cluster: None, tmp_path: Path) -
         "    return {'epochs': 2, 'steps_per_epoch': 2, 'bag_size': 8, 'bags_per_label': 2,\n"
         "            'eval_bags_per_label': 3}\n"
     )
-    assert run_main(tmp_path, "grid", "--space", str(space), "--num-samples", "2", "--scheduler", "fifo") == 0
-    table = pd.read_parquet(tmp_path / "grid" / "trials.parquet")
+    args = ["--space", str(space), "--num-samples", "2", "--scheduler", "fifo", "--max-concurrent", "1"]
+    assert run_main(tmp_path, "grid", *args) == 0
+    exp = tmp_path / "grid"
+    table = pd.read_parquet(exp / "trials.parquet")
     assert sorted(table["alpha"]) == [0.5, 1.0] and (table["status"] == "TERMINATED").all()
-    assert [t.state.name for t in study(tmp_path / "grid").trials] == ["COMPLETE", "COMPLETE"]
+    assert [t.state.name for t in study(exp).trials] == ["COMPLETE", "COMPLETE"]
+    trial_dirs = [p for p in exp.iterdir() if (p / "result.json").is_file()]
+    pids = {
+        json.loads(line)["pid"] for d in trial_dirs for line in (d / "result.json").read_text().splitlines()
+    }
+    assert len(trial_dirs) == 2 and len(pids) == 1  # one process ran both trials
+    for trial_dir in trial_dirs:
+        assert (trial_dir / "artifacts" / "js.npz").is_file() and (
+            trial_dir / "artifacts" / "config.json"
+        ).is_file()
 
 
 def test_trials_can_be_ray_train_runs(ray_cluster: None, tmp_path: Path) -> None:

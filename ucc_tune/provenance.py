@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ucc_tune.storage import redact
+
 PACKAGES = ("ucc-tune", "torch", "torchvision", "numpy", "scikit-learn", "scipy", "ray", "optuna", "pandas")
 
 
@@ -42,10 +44,18 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def redact_argument(argument: str) -> str:
+    """A command-line argument without the credentials a storage URI in it may hold."""
+    if argument.startswith("--") and "=" in argument:
+        flag, value = argument.split("=", 1)
+        return f"{flag}={redact(value)}"
+    return redact(argument)
+
+
 def provenance(argv: list[str] | None = None) -> dict[str, Any]:
     return {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": [sys.executable, *(sys.argv if argv is None else argv)],
+        "command": [sys.executable, *(redact_argument(a) for a in (sys.argv if argv is None else argv))],
         "host": socket.gethostname(),
         "git_commit": git_commit(),
         "versions": versions(),

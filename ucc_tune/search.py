@@ -18,6 +18,7 @@ from typing import Any
 
 from ucc_tune.cli import add_config_arguments, config_from_args
 from ucc_tune.config import Config, ConfigError, field_names, parse_assignments
+from ucc_tune.storage import Storage, local_mirror, redact
 
 # metrics a search may optimise: the per-epoch ones that have a direction
 OBJECTIVES = ("cluster_acc", "cluster_nmi", "cluster_ari", "js_min", "js_mean", "val_ucc_acc", "val_loss")
@@ -59,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(p)
     p.add_argument(
-        "--storage-path", default="experiments", help="folder for experiments (shared on clusters)"
+        "--storage-path",
+        default="experiments",
+        help="where experiments live: a folder (shared, e.g. NFS, on a multi-node cluster) or a "
+        "pyarrow.fs URI such as s3://bucket/path (the driver keeps a local copy of optuna.db)",
     )
     p.add_argument("--name", help="experiment name (default <space>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the experiment --storage-path/--name")
@@ -118,14 +122,20 @@ def resolve_plan(args: argparse.Namespace) -> Any:
     if args.scheduler == "asha" and len(metrics) > 1:
         print("note: several metrics make a multi-objective search; ASHA needs one metric, so FIFO runs")
         args.scheduler = "fifo"
-    storage = Path(args.storage_path).expanduser().resolve()
     name = args.name or f"{Path(args.space).stem}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     if args.resume and not args.name:
         raise UsageError("--resume needs --name (and the same --storage-path) of the experiment to continue")
+    if not name or "/" in name or name in (".", ".."):
+        raise UsageError(f"--name {name!r}: give a plain folder name (no '/')")
+    try:
+        storage = Storage(args.storage_path)
+    except ValueError as err:
+        raise UsageError(f"--storage-path: {err}") from None
     from ucc_tune.tune import SearchPlan
 
     return SearchPlan(
-        experiment_dir=storage / name,
+        storage=storage.uri,
+        experiment_dir=local_mirror(storage.child(name)),
         space=args.space if args.space in SPACES else str(Path(args.space).resolve()),
         fixed=overrides,
         metrics=metrics,
@@ -174,24 +184,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from ucc_tune import tune
 
-    exists = tune.experiment_exists(plan.experiment_dir)
+    where = redact(plan.experiment_uri)  # to show; Ray gets the URI itself
+    exists = tune.experiment_exists(plan.experiment_uri)
     if exists and not args.resume:
-        print(f"error: {plan.experiment_dir} exists; pass --resume to continue it or choose another --name",
-              file=sys.stderr)  # fmt: skip
+        print(f"error: {where} exists; pass --resume to continue it or use another --name", file=sys.stderr)
         return 2
     if args.resume and not exists:
-        print(f"error: nothing to resume at {plan.experiment_dir}", file=sys.stderr)
+        print(f"error: nothing to resume at {where}", file=sys.stderr)
         return 2
     tune.start_ray(args.address, args.num_cpus, args.dashboard, args.dashboard_host)
     if not plan.max_concurrent:
         plan.max_concurrent = tune.default_concurrency(plan)
     plan.experiment_dir.mkdir(parents=True, exist_ok=True)
+    if args.resume and plan.remote:
+        tune.fetch_driver_files(plan)
     if not args.resume:
         write_search_json(plan, args, argv)
-    print(f"experiment: {plan.experiment_dir}  ({plan.num_samples} trials, {plan.max_concurrent} at once)")
+        tune.publish(plan, "search.json")
+    print(f"experiment: {where}  ({plan.num_samples} trials, {plan.max_concurrent} at once)")
+    if plan.remote:
+        print(f"  local copy of optuna.db, search.json, trials.parquet: {plan.experiment_dir}")
     grid = tune.run_search(plan, restore=args.resume)
     table = tune.write_trials_table(grid, plan)
     record_searched(plan, table.attrs["searched"])
+    tune.publish(plan)
     print_summary(table, plan)
     return 0
 
@@ -202,7 +218,8 @@ def write_search_json(plan: Any, args: argparse.Namespace, argv: list[str] | Non
     record = {
         "space": args.space,
         "searched": args.searched,
-        "arguments": {k: v for k, v in vars(args).items() if k != "config"} | {"config": str(args.config)},
+        "arguments": {k: v for k, v in vars(args).items() if k != "config"}
+        | {"config": str(args.config), "storage_path": redact(args.storage_path)},
         "metrics": plan.metrics,
         "modes": plan.modes,
         "num_samples": plan.num_samples,
@@ -234,8 +251,9 @@ def print_summary(table: Any, plan: Any) -> None:
         cols = ["trial_id", "status", *searched, *[f"best_{m}" for m in plan.metrics], "epochs_run"]
         print(f"best trials by {metric} ({mode}):")
         print(shown[[c for c in cols if c in shown]].to_string(index=False))
-    print(f"\nexperiment folder: {plan.experiment_dir}")
-    print(f"next: python -m analysis {plan.experiment_dir}")
+    where = redact(plan.experiment_uri)
+    print(f"\nexperiment folder: {where}")
+    print(f"next: python -m analysis {where}")
 
 
 if __name__ == "__main__":

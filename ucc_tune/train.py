@@ -21,8 +21,8 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -64,6 +64,22 @@ def metric_direction(name: str) -> str:
     return "min" if "loss" in name or name == "time_s" else "max"
 
 
+def last_and_best(history: Any, names: Iterable[str]) -> dict[str, float]:
+    """``last_<name>`` and ``best_<name>`` (by ``metric_direction``) of each metric over a
+    trial's reported rows (a DataFrame); NaN where a metric was never reported. One definition
+    for ``trials.parquet`` of the search and of ``python -m analysis``."""
+    import pandas as pd
+
+    out: dict[str, float] = {}
+    for name in names:
+        column = history[name] if name in history else pd.Series(dtype="float64")
+        values = pd.to_numeric(column, errors="coerce").astype("float64")
+        out[f"last_{name}"] = float(values.iloc[-1]) if len(values) else math.nan
+        best = values.min() if metric_direction(name) == "min" else values.max()
+        out[f"best_{name}"] = float(best) if len(values) else math.nan
+    return out
+
+
 LOSS_TERMS = ("total", "ucc", "recon", "rcc", "consistency")
 STATE_FILE = "state.pt"
 DDP_RUN_NAME = "ray_train"  # a --workers run's Ray Train folder inside --out
@@ -92,7 +108,10 @@ class Session(Protocol):
 
     def prepare_model(self, model: nn.Module) -> nn.Module: ...
 
-    def artifact_dir(self) -> Path | None: ...
+    def artifacts(self) -> AbstractContextManager[Path | None]:
+        """A local folder to write the final artifacts into; where they end up is the session's
+        business (a folder, a trial folder in remote storage); ``None`` skips them."""
+        ...
 
 
 # --- the local session ---------------------------------------------------------------------
@@ -150,8 +169,8 @@ class LocalSession:
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model
 
-    def artifact_dir(self) -> Path | None:
-        return self.out_dir / "artifacts"
+    def artifacts(self) -> AbstractContextManager[Path | None]:
+        return nullcontext(self.out_dir / "artifacts")
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -463,7 +482,9 @@ def train(config: Config, session: Session) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     started = time.perf_counter()
     for epoch in range(run.start_epoch, config.epochs):
-        metrics = {"epoch": epoch, **train_epoch(run, epoch)}
+        # "epoch" counts from 0; "epochs_done" from 1 is ASHA's time attribute, so that a grace
+        # period of E means E epochs run before a trial may be stopped
+        metrics = {"epoch": epoch, "epochs_done": epoch + 1, **train_epoch(run, epoch)}
         is_last = epoch == config.epochs - 1
         if session.rank == 0:
             metrics.update(validate(run))
@@ -474,7 +495,8 @@ def train(config: Config, session: Session) -> dict[str, Any]:
             if is_last:
                 test = cluster_eval(run, "test", config.cluster_method_list(test=True))
                 metrics.update(test_metrics(test))
-                write_artifacts(run, test, session.artifact_dir())
+                with session.artifacts() as folder:
+                    write_artifacts(run, test, folder)
         metrics["time_s"] = time.perf_counter() - started
         _report(run, metrics, epoch, checkpoint=is_last or (epoch + 1) % config.checkpoint_every == 0)
     return metrics

@@ -21,6 +21,7 @@ import json
 import math
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,16 +37,25 @@ from ray.tune.search.optuna import OptunaSearch
 from torch import nn
 
 from ucc_tune.config import Config
-from ucc_tune.train import DDP_RUN_NAME, METRIC_NAMES, metric_direction, train
+from ucc_tune.storage import Storage, is_uri
+from ucc_tune.train import DDP_RUN_NAME, METRIC_NAMES, last_and_best, train
 
 TRAIN_RUN_PREFIX = "train-"
 
 
 class TuneSession:
-    """``train``'s session inside an in-process Tune trial."""
+    """``train``'s session inside an in-process Tune trial.
+
+    Artifacts go straight to ``<experiment>/<trial folder>/artifacts`` in the experiment's
+    storage (a folder or a URI): Tune only syncs a trial's local folders from the driver's node,
+    and a reused actor (``reuse_actors``) works in a folder that is not synced at all.
+    """
 
     rank = 0
     world_size = 1
+
+    def __init__(self, experiment: str | None = None):
+        self.experiment = experiment
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
@@ -58,25 +68,28 @@ class TuneSession:
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model
 
-    def artifact_dir(self) -> Path | None:
-        return Path(ray.tune.get_context().get_trial_dir()) / "artifacts"
+    def artifacts(self) -> AbstractContextManager[Path | None]:
+        trial_dir = Path(ray.tune.get_context().get_trial_dir())
+        if self.experiment is None:
+            return nullcontext(trial_dir / "artifacts")
+        return Storage(self.experiment).staged(trial_dir.name, "artifacts")
 
 
 class RayTrainSession:
-    """``train``'s session on one rank of a ``TorchTrainer``."""
+    """``train``'s session on one rank of a ``TorchTrainer``; rank 0 writes ``metrics.jsonl``
+    and the artifacts into ``run_dir`` (a folder or a URI; ``None``: neither)."""
 
-    def __init__(self, run_dir: Path | None, echo: Callable[[dict[str, Any]], None] | None = None):
+    def __init__(self, run_dir: str | None, echo: Callable[[dict[str, Any]], None] | None = None):
         context = ray.train.get_context()
         self.rank = context.get_world_rank()
         self.world_size = context.get_world_size()
         self.device = ray.train.torch.get_device()
-        self.run_dir, self.echo = run_dir, echo
+        self.run = Storage(run_dir) if run_dir is not None else None
+        self.echo = echo
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
-        if self.rank == 0 and self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.run_dir / "metrics.jsonl", "a") as handle:
-                handle.write(json.dumps(metrics) + "\n")
+        if self.rank == 0 and self.run is not None:
+            self.run.append_text(json.dumps(metrics) + "\n", "metrics.jsonl")
             if self.echo is not None:
                 self.echo(metrics)
         checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
@@ -89,31 +102,29 @@ class RayTrainSession:
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return ray.train.torch.prepare_model(model)
 
-    def artifact_dir(self) -> Path | None:
-        return self.run_dir / "artifacts" if self.run_dir is not None else None
+    def artifacts(self) -> AbstractContextManager[Path | None]:
+        return self.run.staged("artifacts") if self.run is not None else nullcontext()
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """What every ``TorchTrainer`` rank runs: ``train`` with a ``RayTrainSession``."""
     config = Config.from_dict(loop_config["config"])
-    run_dir = Path(loop_config["run_dir"]) if loop_config.get("run_dir") else None
-    echo = loop_config.get("echo")
-    train(config, RayTrainSession(run_dir, echo))
+    train(config, RayTrainSession(loop_config.get("run_dir"), loop_config.get("echo")))
 
 
 def torch_trainer(
     config: Config,
-    storage_path: Path,
+    storage: Storage,
     name: str,
     callbacks: list[Any] | None = None,
     echo: Callable[[dict[str, Any]], None] | None = None,
 ) -> TorchTrainer:
-    """A ``TorchTrainer`` of ``config.num_workers`` ranks whose run folder is ``storage_path/name``."""
+    """A ``TorchTrainer`` of ``config.num_workers`` ranks whose run folder is ``storage/name``."""
     use_gpu = config.device != "cpu" and torch.cuda.is_available()
     cpus = max(1, config.num_threads)
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config.to_dict(), "run_dir": str(storage_path / name), "echo": echo},
+        train_loop_config={"config": config.to_dict(), "run_dir": storage.child(name).uri, "echo": echo},
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.num_workers,
             use_gpu=use_gpu,
@@ -121,7 +132,7 @@ def torch_trainer(
         ),
         run_config=ray.train.RunConfig(
             name=name,  # stable: a retried or restored run resumes from its own checkpoint
-            storage_path=str(storage_path),
+            storage_path=storage.uri,
             callbacks=callbacks or [],
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.keep_checkpoints),
             failure_config=ray.train.FailureConfig(  # type: ignore[call-arg]  # a V2 field
@@ -160,24 +171,25 @@ def train_distributed(
         )
     # with the dashboard: Train V2 cleans placement groups through the State API (RAY_NOTES 6)
     init_local_ray(num_cpus=max(2, config.num_workers * max(1, config.num_threads)), dashboard=True)
-    result = torch_trainer(config, out, name, echo=on_report).fit()
+    result = torch_trainer(config, Storage(out), name, echo=on_report).fit()
     if result.error is not None:
         raise result.error
     return dict(result.metrics or {})
 
 
-def make_trainable(train_storage: str | Path) -> Callable[[dict[str, Any]], None]:
+def make_trainable(experiment: str) -> Callable[[dict[str, Any]], None]:
     """The Tune function trainable: one trial = one ``train`` run (in-process or DDP).
 
-    ``train_storage`` is a stable folder (inside the experiment) for the trials' Train runs,
-    so that a restored trial finds its ``train-<trial id>`` run again and resumes it.
+    ``experiment`` is the experiment's storage (a folder or a URI). The trials' Train runs live
+    in its stable ``train_runs`` folder, so that a restored trial finds its ``train-<trial id>``
+    run again and resumes it.
     """
-    storage = Path(train_storage)
+    storage = Storage(experiment).child("train_runs")
 
     def ucc_trial(trial_config: dict[str, Any]) -> None:
         config = Config.from_dict(trial_config)
         if config.num_workers == 0:
-            train(config, TuneSession())
+            train(config, TuneSession(experiment))
             return
         from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -323,6 +335,61 @@ class SearchPlan:
     grace_period: int = 1
     reduction_factor: int = 3
     epochs: int = Config().epochs  # of every trial (space constants and --set applied)
+    storage: str = ""  # where Ray keeps experiments (folder or URI); "" = experiment_dir.parent
+
+    @property
+    def name(self) -> str:
+        return self.experiment_dir.name
+
+    @property
+    def storage_uri(self) -> str:
+        return self.storage or str(self.experiment_dir.parent)
+
+    @property
+    def experiment_uri(self) -> str:
+        """The experiment in Ray's storage; ``experiment_dir`` is its local copy when remote."""
+        return Storage(self.storage_uri).child(self.name).uri
+
+    @property
+    def remote(self) -> bool:
+        return is_uri(self.storage_uri)
+
+
+DRIVER_FILES = ("search.json", "optuna.db", "trials.parquet")
+
+
+def publish(plan: SearchPlan, *names: str) -> None:
+    """Copy the driver's files (``search.json``, ``optuna.db``, ``trials.parquet``) from the
+    local copy of a remote experiment to its storage; nothing to do for a local one."""
+    if not plan.remote:
+        return
+    storage = Storage(plan.experiment_uri)
+    for name in names or DRIVER_FILES:
+        if (plan.experiment_dir / name).is_file():
+            storage.upload(plan.experiment_dir / name, name)
+
+
+def fetch_driver_files(plan: SearchPlan) -> None:
+    """Before resuming a remote experiment: bring its driver files to the local copy when the
+    copy lacks them (a new machine, a cleared cache)."""
+    storage = Storage(plan.experiment_uri)
+    for name in DRIVER_FILES:
+        if not (plan.experiment_dir / name).exists() and storage.exists(name):
+            storage.download(plan.experiment_dir / name, name)
+
+
+class PublishStudy(ray.tune.Callback):
+    """Uploads ``optuna.db`` after every finished trial of a remote experiment, so that the
+    stored study is at most one trial behind if the driver dies."""
+
+    def __init__(self, plan: SearchPlan):
+        self.plan = plan
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        publish(self.plan, "optuna.db")
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        publish(self.plan, "optuna.db")
 
 
 def trial_resources(plan: SearchPlan) -> dict[str, float]:
@@ -332,19 +399,17 @@ def trial_resources(plan: SearchPlan) -> dict[str, float]:
 
 
 def make_tuner(plan: SearchPlan, restore: bool) -> ray.tune.Tuner:
-    trainable = ray.tune.with_resources(
-        make_trainable(plan.experiment_dir / "train_runs"), trial_resources(plan)
-    )
-    path = str(plan.experiment_dir)
+    trainable = ray.tune.with_resources(make_trainable(plan.experiment_uri), trial_resources(plan))
+    path = plan.experiment_uri
     if restore:
         return ray.tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
     searcher = make_searcher(
         plan.space, plan.fixed, plan.metrics, plan.modes,
-        study_url(plan), plan.experiment_dir.name, plan.seed,
+        study_url(plan), plan.name, plan.seed,
     )  # fmt: skip
     scheduler = (
         ASHAScheduler(
-            time_attr="epoch",
+            time_attr="epochs_done",  # 1-based; Tune's training_iteration restarts after a retry
             metric=plan.metrics[0],
             mode=plan.modes[0],
             max_t=plan.epochs,
@@ -361,10 +426,14 @@ def make_tuner(plan: SearchPlan, restore: bool) -> ray.tune.Tuner:
             scheduler=scheduler,
             num_samples=plan.num_samples,
             max_concurrent_trials=plan.max_concurrent,
+            # a finished trial's process runs the next trial: no new actor, imports or CUDA
+            # context per trial (the main share of the in-process trial overhead, issue 7)
+            reuse_actors=True,
         ),
         run_config=ray.tune.RunConfig(
-            name=plan.experiment_dir.name,
-            storage_path=str(plan.experiment_dir.parent),
+            name=plan.name,
+            storage_path=plan.storage_uri,
+            callbacks=[PublishStudy(plan)] if plan.remote else [],
             failure_config=ray.tune.FailureConfig(max_failures=plan.max_failures),
             checkpoint_config=ray.tune.CheckpointConfig(
                 num_to_keep=2,
@@ -380,8 +449,8 @@ def run_search(plan: SearchPlan, restore: bool) -> ray.tune.ResultGrid:
     return make_tuner(plan, restore).fit()
 
 
-def experiment_exists(path: Path) -> bool:
-    return ray.tune.Tuner.can_restore(str(path))
+def experiment_exists(location: str) -> bool:
+    return ray.tune.Tuner.can_restore(location)
 
 
 def start_ray(address: str | None, num_cpus: int | None, dashboard: bool, dashboard_host: str) -> None:
@@ -426,7 +495,7 @@ def study_url(plan: SearchPlan) -> str:
 
 def searched_parameters(plan: SearchPlan) -> list[str]:
     """The names Optuna suggested (Config field names), read from the stored study."""
-    study = optuna.load_study(study_name=plan.experiment_dir.name, storage=study_url(plan))
+    study = optuna.load_study(study_name=plan.name, storage=study_url(plan))
     return sorted({name for trial in study.trials for name in trial.params})
 
 
@@ -459,11 +528,8 @@ def write_trials_table(grid: ray.tune.ResultGrid, plan: SearchPlan) -> Any:
             "path": result.path,
         }
         row.update(config.to_dict())
-        for name in history.columns:
-            if name.startswith("test_") or name in METRIC_NAMES:
-                values = pd.to_numeric(history[name], errors="coerce")
-                row[f"last_{name}"] = values.iloc[-1] if len(values) else None
-                row[f"best_{name}"] = values.min() if metric_direction(name) == "min" else values.max()
+        reported = [n for n in history.columns if n.startswith("test_") or n in METRIC_NAMES]
+        row.update(last_and_best(history, reported))
         rows.append(row)
     table = pd.DataFrame(rows)
     table.attrs["searched"] = searched_parameters(plan)

@@ -9,7 +9,7 @@ import torch
 
 from ucc_tune.config import Config
 from ucc_tune.models import MODELS, build_model
-from ucc_tune.models.decoders import PaperDecoder
+from ucc_tune.models.decoders import PaperDecoder, upsample_nearest
 from ucc_tune.models.encoders import PaperEncoder
 
 SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar": (3, 32, 32)}
@@ -82,3 +82,29 @@ def test_bag_pooling_is_permutation_invariant() -> None:
     with torch.no_grad():
         a, b = model(x), model(x[:, perm])
     torch.testing.assert_close(a.ucc_logits, b.ucc_logits, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"),
+    [
+        ((3, 4, 7, 7), (14, 14)),  # the decoder's 2x steps
+        ((2, 3, 14, 14), (28, 28)),
+        ((2, 3, 5, 4), (15, 8)),  # different whole factors per axis
+        ((2, 3, 7, 7), (13, 15)),  # not whole: F.interpolate itself
+        ((2, 3, 4, 4), (4, 4)),  # factor 1
+    ],
+)
+def test_upsample_nearest_equals_interpolate_values_and_gradients(
+    shape: tuple[int, int, int, int], size: tuple[int, int]
+) -> None:
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(shape[0], shape[1], *size, dtype=torch.float64)
+    ours = upsample_nearest(x, size)
+    (grad_ours,) = torch.autograd.grad((ours * weights).sum(), x)
+    reference = torch.nn.functional.interpolate(x, size=size, mode="nearest")
+    (grad_ref,) = torch.autograd.grad((reference * weights).sum(), x)
+    assert ours.shape == reference.shape and torch.equal(ours, reference)
+    assert torch.allclose(grad_ours, grad_ref)
+    # hand check of one value: output pixel (i, j) repeats input pixel (i * h // H, j * w // W)
+    i, j = size[0] - 1, size[1] - 1
+    assert ours[0, 0, i, j] == x[0, 0, i * shape[2] // size[0], j * shape[3] // size[1]]
