@@ -94,6 +94,11 @@ def test_asha_stops_poor_trials_and_they_are_pruned_in_the_study(ray_cluster: No
     pruned = [t for t in s.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert len(pruned) == len(stopped)
     assert all(t.intermediate_values for t in pruned)  # the epochs they did run are recorded
+    # the value that got a trial stopped is its last intermediate value, at its last epoch
+    last = {round(v, 9): n for v, n in zip(stopped["last_cluster_acc"], stopped["epochs_run"], strict=True)}
+    for t in pruned:
+        step = max(t.intermediate_values)
+        assert last[round(t.intermediate_values[step], 9)] == step + 1
 
 
 def test_a_failing_trial_does_not_stop_the_search(

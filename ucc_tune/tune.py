@@ -220,6 +220,7 @@ class PruningOptunaSearch(OptunaSearch):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._planned_epochs: dict[str, int] = {}
+        self._reported_epochs: dict[str, set[int]] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         config = super().suggest(trial_id)
@@ -230,9 +231,16 @@ class PruningOptunaSearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if isinstance(self.metric, list) or trial_id in self._completed_trials:
             return
-        value = result.get(self.metric)
-        if value is not None and math.isfinite(value):
-            self._ot_trials[trial_id].report(float(value), int(result.get("epoch", 0)))
+        self._report_intermediate(trial_id, result)
+
+    def _report_intermediate(self, trial_id: str, result: dict[str, Any]) -> None:
+        """The objective of one epoch as Optuna's intermediate value at step ``epoch``."""
+        value, epoch = result.get(str(self.metric)), int(result.get("epoch", 0))
+        reported = self.__dict__.setdefault("_reported_epochs", {})  # absent in older pickles
+        steps = reported.setdefault(trial_id, set())
+        if value is not None and math.isfinite(value) and epoch not in steps:
+            self._ot_trials[trial_id].report(float(value), epoch)
+            steps.add(epoch)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -250,6 +258,10 @@ class PruningOptunaSearch(OptunaSearch):
                 None,
             )
         elif not finished:
+            # the scheduler's stop comes with the result that triggered it, which Tune does not
+            # pass to on_trial_result (a trial stopped at its first rung would have no values)
+            if result is not None and not isinstance(self.metric, list):
+                self._report_intermediate(trial_id, result)
             state, told = optuna.trial.TrialState.PRUNED, None
         else:
             state, told = optuna.trial.TrialState.COMPLETE, values if len(values) > 1 else values[0]

@@ -89,9 +89,10 @@ def test_bag_pooling_is_permutation_invariant() -> None:
     [
         ((3, 4, 7, 7), (14, 14)),  # the decoder's 2x steps
         ((2, 3, 14, 14), (28, 28)),
-        ((2, 3, 5, 4), (15, 8)),  # different whole factors per axis
+        ((2, 3, 7, 8), (21, 16)),  # different whole factors per axis
         ((2, 3, 7, 7), (13, 15)),  # not whole: F.interpolate itself
-        ((2, 3, 4, 4), (4, 4)),  # factor 1
+        ((2, 3, 8, 8), (8, 8)),  # factor 1
+        ((2, 3, 4, 4), (8, 8)),  # small input: F.interpolate itself
     ],
 )
 def test_upsample_nearest_equals_interpolate_values_and_gradients(
