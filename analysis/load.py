@@ -131,6 +131,8 @@ def read_trial(
         "wall_time_s": results[-1].get("time_total_s") if results else None,
         "asha_stopped": bool(status == "TERMINATED" and planned and epochs_run < planned and not error),
     }
+    if row["asha_stopped"]:
+        row["status"] = "STOPPED"  # as in the search's own trials.parquet
     row.update(last_and_best(pd.DataFrame([{k: r.get(k) for k in REPORTED} for r in results]), REPORTED))
     final = results[-1] if results else {}
     for key, value in final.items():

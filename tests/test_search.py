@@ -99,6 +99,11 @@ def test_asha_stops_poor_trials_and_they_are_pruned_in_the_study(ray_cluster: No
     for t in pruned:
         step = max(t.intermediate_values)
         assert last[round(t.intermediate_values[step], 9)] == step + 1
+    # python -m analysis reads the same statuses from the folder
+    import analysis
+
+    read = analysis.load(tmp_path / "asha").trials.set_index("trial_id")["status"]
+    assert read.to_dict() == table.set_index("trial_id")["status"].to_dict()
 
 
 def test_a_failing_trial_does_not_stop_the_search(
