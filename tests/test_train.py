@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +153,30 @@ def test_cli_trains_and_records_what_ran(tmp_path: Path, capsys: pytest.CaptureF
     record = json.loads((out / "run.json").read_text())
     assert record["config"]["model"] == "linear" and record["config"]["epochs"] == 1
     assert record["versions"]["torch"] and "git_commit" in record
+
+
+def test_training_steps_never_wait_for_the_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our code synchronises host and device (``.item()``, ``.tolist()``, ``bool(tensor)``,
+    ``.cpu()``, ``.numpy()``) a fixed number of times per epoch, however many steps it has: none
+    inside a step. On a GPU each would stall the step until the device caught up. (Calls made by
+    torch itself are not counted: Adam reads its step counters, which stay on the host.)"""
+    calls = {"n": 0}
+    for name in ("item", "tolist", "__bool__", "cpu", "numpy"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self: torch.Tensor, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            caller = sys._getframe(1).f_code.co_filename
+            if f"{os.sep}ucc_tune{os.sep}" in caller:
+                calls["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+
+    def syncs_in_an_epoch(steps: int) -> int:
+        run = train_module.setup(tiny(steps_per_epoch=steps), LocalSession(tmp_path / f"s{steps}"))
+        calls["n"] = 0
+        train_module.train_epoch(run, 0)
+        return calls["n"]
+
+    few, many = syncs_in_an_epoch(2), syncs_in_an_epoch(12)
+    assert few == many and 1 <= many <= 4  # the epoch's one NaN check and its loss means
