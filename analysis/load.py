@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ucc_tune.config import Config, ConfigError
-from ucc_tune.storage import Storage, is_uri, local_mirror
+from ucc_tune.storage import Storage, is_uri, local_mirror, redact
 from ucc_tune.train import METRIC_NAMES, last_and_best
 
 REPORTED = tuple(m for m in METRIC_NAMES if m not in ("epoch", "cluster_eval_epoch"))
@@ -214,15 +214,18 @@ def fetch(location: str | Path) -> Path:
     (``~/.cache/ucc-tune/remote/...``) of everything but the checkpoints."""
     if not is_uri(location):
         return Path(location)
+    shown = redact(str(location))
     try:
         storage = Storage(location)
-        if not storage.exists():
-            raise NotAnExperimentError(f"{location} does not exist")
-        return storage.download_tree(local_mirror(storage), skip=is_checkpoint)
+        found = storage.exists()
     except (ValueError, OSError) as err:
-        if isinstance(err, NotAnExperimentError):
-            raise
-        raise NotAnExperimentError(f"cannot read {location}: {err}") from None
+        raise NotAnExperimentError(f"cannot read {shown}: {err}") from None
+    if not found:
+        raise NotAnExperimentError(f"{shown} does not exist")
+    try:
+        return storage.download_tree(local_mirror(storage), skip=is_checkpoint)
+    except OSError as err:
+        raise NotAnExperimentError(f"cannot read {shown}: {err}") from None
 
 
 def is_checkpoint(relative: str) -> bool:

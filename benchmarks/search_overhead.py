@@ -31,8 +31,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from benchmarks.common import write_results
 from ucc_tune.config import Config
 from ucc_tune.train import LocalSession, train
@@ -64,7 +62,6 @@ def trial_timings(experiment: Path) -> list[dict[str, Any]]:
         row["reused_process"] = row["pid"] in seen
         seen.add(row["pid"])
         row["setup_in_trial_s"] = round(row.pop("in_trial_s") - row["loop_s"], 2)
-        row["loop_s"] = round(row["loop_s"], 2)
         del row["start"], row["pid"]
     return rows
 
@@ -105,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - start
         ray.shutdown()
         assert code == 0, "the search failed"
-        inside = pd.read_parquet(folder / "exp" / "overhead" / "trials.parquet")["last_time_s"].tolist()
         timings = trial_timings(folder / "exp" / "overhead")
+    inside = [t["loop_s"] for t in timings]
     total = sum(direct)
     per_trial = (2 * wall - total) / args.trials
     per_trial_inside = (2 * wall - sum(inside)) / args.trials
@@ -122,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "ray_init_s": round(startup, 2),
         "train_loop_seconds_inside_search": [round(t, 2) for t in inside],
         "contention_factor": round(sum(inside) / total, 3),
-        "trials_in_order_of_start": timings,
+        "trials_in_order_of_start": [t | {"loop_s": round(t["loop_s"], 2)} for t in timings],
         "mean_setup_in_trial_s": {
             "new_process": round(sum(fresh) / len(fresh), 2) if fresh else None,
             "reused_process": round(sum(reused) / len(reused), 2) if reused else None,

@@ -133,9 +133,11 @@ def resolve_plan(args: argparse.Namespace) -> Any:
         raise UsageError(f"--storage-path: {err}") from None
     from ucc_tune.tune import SearchPlan
 
+    experiment = storage.child(name)
     return SearchPlan(
+        experiment_dir=local_mirror(experiment),
         storage=storage.uri,
-        experiment_dir=local_mirror(storage.child(name)),
+        experiment_uri=experiment.uri,
         space=args.space if args.space in SPACES else str(Path(args.space).resolve()),
         fixed=overrides,
         metrics=metrics,

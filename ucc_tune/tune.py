@@ -54,7 +54,7 @@ class TuneSession:
     rank = 0
     world_size = 1
 
-    def __init__(self, experiment: str | None = None):
+    def __init__(self, experiment: str):
         self.experiment = experiment
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
@@ -69,10 +69,8 @@ class TuneSession:
         return model
 
     def artifacts(self) -> AbstractContextManager[Path | None]:
-        trial_dir = Path(ray.tune.get_context().get_trial_dir())
-        if self.experiment is None:
-            return nullcontext(trial_dir / "artifacts")
-        return Storage(self.experiment).staged(trial_dir.name, "artifacts")
+        trial_folder = Path(ray.tune.get_context().get_trial_dir()).name
+        return Storage(self.experiment).staged(trial_folder, "artifacts")
 
 
 class RayTrainSession:
@@ -331,7 +329,9 @@ def make_searcher(
 class SearchPlan:
     """Everything ``python -m ucc_tune.search`` decided, enough to build or restore the Tuner."""
 
-    experiment_dir: Path
+    experiment_dir: Path  # the experiment when local; the driver's copy of its files when remote
+    storage: str  # where Ray keeps experiments: a folder or a URI
+    experiment_uri: str  # the experiment in that storage (resolved once: a URI may cost a request)
     space: str  # a name in search_spaces.SPACES or a .py file
     fixed: dict[str, Any]
     metrics: list[str]
@@ -347,24 +347,14 @@ class SearchPlan:
     grace_period: int = 1
     reduction_factor: int = 3
     epochs: int = Config().epochs  # of every trial (space constants and --set applied)
-    storage: str = ""  # where Ray keeps experiments (folder or URI); "" = experiment_dir.parent
 
     @property
     def name(self) -> str:
         return self.experiment_dir.name
 
     @property
-    def storage_uri(self) -> str:
-        return self.storage or str(self.experiment_dir.parent)
-
-    @property
-    def experiment_uri(self) -> str:
-        """The experiment in Ray's storage; ``experiment_dir`` is its local copy when remote."""
-        return Storage(self.storage_uri).child(self.name).uri
-
-    @property
     def remote(self) -> bool:
-        return is_uri(self.storage_uri)
+        return is_uri(self.storage)
 
 
 DRIVER_FILES = ("search.json", "optuna.db", "trials.parquet")
@@ -444,7 +434,7 @@ def make_tuner(plan: SearchPlan, restore: bool) -> ray.tune.Tuner:
         ),
         run_config=ray.tune.RunConfig(
             name=plan.name,
-            storage_path=plan.storage_uri,
+            storage_path=plan.storage,
             callbacks=[PublishStudy(plan)] if plan.remote else [],
             failure_config=ray.tune.FailureConfig(max_failures=plan.max_failures),
             checkpoint_config=ray.tune.CheckpointConfig(
