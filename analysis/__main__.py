@@ -17,7 +17,7 @@ from analysis import plots
 from analysis.load import Experiment, NotAnExperimentError, fetch, load
 from analysis.report import write_reports
 from analysis.views import best_trials, importance, pareto_front, seed_statistics, signal_correlation
-from ucc_tune.train import metric_direction
+from ucc_tune.schema import metric_direction
 
 SHOWN = ["experiment", "trial_id", "status", "epochs_run"]
 

@@ -1,28 +1,38 @@
-"""Read experiment folders as files (no Ray, no GPU) into pandas tables.
+"""Read experiment folders as files (no Ray, no torch, no GPU) into pandas tables.
 
-An experiment folder is Ray Tune's layout plus ``search.json``, ``optuna.db`` and per-trial
-``artifacts/``. Reading tolerates what real folders hold: running or errored trials, a trial
-with no results yet, a truncated last line in ``result.json``, missing artifacts. Such trials
-keep their row and status, and a warning is recorded and printed; nothing raises.
+A trial's folder holds what the project writes: ``run.json`` (trial id, config, placement),
+``metrics.jsonl`` (one line per epoch) and ``artifacts/``; the rows of ``trials`` come from
+``ucc_tune.schema.trial_row``, the same function the search's own ``trials.parquet`` uses, so the
+two tables have the same columns. Ray's files are read for two things only, each in one
+tolerant function: the status of the trials of an unfinished search, and a trial's error.
+Reading tolerates what real folders hold: running or errored trials, a trial with no results
+yet, a truncated last line, missing artifacts. Such trials keep their row and status, and a
+warning is recorded and printed; nothing raises.
 """
 
 from __future__ import annotations
 
 import json
-import typing
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ucc_tune.config import Config, ConfigError
+from ucc_tune.schema import (
+    ARTIFACTS_DIR,
+    JS_FILE,
+    METRICS_FILE,
+    REPORTED,
+    RUN_FILE,
+    SEARCH_FILE,
+    read_history,
+    trial_row,
+    trials_frame,
+)  # fmt: skip
 from ucc_tune.storage import Storage, is_uri, local_mirror, redact
-from ucc_tune.train import METRIC_NAMES, last_and_best
-
-REPORTED = tuple(m for m in METRIC_NAMES if m not in ("epoch", "cluster_eval_epoch"))
 
 
 class NotAnExperimentError(ValueError):
@@ -44,58 +54,38 @@ class Experiment:
 
 def is_experiment(path: Path) -> bool:
     return path.is_dir() and (
-        (path / "search.json").is_file()
+        (path / SEARCH_FILE).is_file()
         or (path / "tuner.pkl").is_file()
         or any(path.glob("experiment_state-*.json"))
     )
 
 
-def read_results(path: Path, notes: list[str]) -> list[dict[str, Any]]:
-    """JSON lines of ``result.json``; a damaged (e.g. truncated) line is skipped with a note."""
-    rows: list[dict[str, Any]] = []
-    if not path.is_file():
-        return rows
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            notes.append(f"{path}: line {number} is not valid JSON (truncated?); skipped")
-    return rows
+def ray_trial_states(exp: Path) -> dict[str, str]:
+    """Trial folder name -> Ray's status (``RUNNING``, ``PENDING``, ``TERMINATED``, ...).
 
-
-def trial_states(exp: Path) -> dict[str, dict[str, Any]]:
-    """Trial folder name -> ``{"status", "trial_id"}`` from the newest experiment state file."""
+    Reads Ray Tune's private experiment state, ``experiment_state-<time>.json`` in the
+    experiment folder (format of Ray 2.5x-2.60: ``{"trial_data": [[trial_json, runtime_json],
+    ...]}``, each ``trial_json`` holding ``relative_logdir`` and ``status``). Tolerant: a missing,
+    damaged or reshaped file gives no states, and the statuses then follow from the trials' own
+    files alone.
+    """
     states = sorted(exp.glob("experiment_state-*.json"))
-    if not states:
-        return {}
     try:
-        data = json.loads(states[-1].read_text())
-    except (OSError, json.JSONDecodeError):
+        entries = json.loads(states[-1].read_text()).get("trial_data", []) if states else []
+    except (OSError, ValueError, AttributeError):
         return {}
-    out = {}
-    for entry in data.get("trial_data", []):
+    out: dict[str, str] = {}
+    for entry in entries:
         try:
             trial = json.loads(entry[0])
-        except (TypeError, json.JSONDecodeError, IndexError):
+            out[str(trial["relative_logdir"])] = str(trial["status"])
+        except (TypeError, ValueError, KeyError, IndexError):
             continue
-        out[str(trial.get("relative_logdir"))] = {
-            "status": trial.get("status"),
-            "trial_id": trial.get("trial_id"),
-        }
     return out
 
 
-def resolve_config(params: dict[str, Any]) -> dict[str, Any]:
-    known = {k: v for k, v in params.items() if k in Config.__dataclass_fields__}
-    try:
-        return Config.from_dict(known).to_dict()
-    except ConfigError:
-        return {**{f.name: None for f in fields(Config)}, **known}
-
-
-def error_text(trial_dir: Path) -> str | None:
+def ray_error(trial_dir: Path) -> str | None:
+    """The last line of the ``error.txt`` Ray Tune writes into the folder of a failed trial."""
     path = trial_dir / "error.txt"
     if not path.is_file():
         return None
@@ -104,45 +94,29 @@ def error_text(trial_dir: Path) -> str | None:
 
 
 def read_trial(
-    exp: Path, trial_dir: Path, state: dict[str, Any], notes: list[str]
+    exp: Path, trial_dir: Path, ray_status: str | None, notes: list[str]
 ) -> tuple[dict, list[dict]]:
-    params = (
-        json.loads((trial_dir / "params.json").read_text()) if (trial_dir / "params.json").is_file() else {}
-    )
-    config = resolve_config(params)
-    results = read_results(trial_dir / "result.json", notes)
-    trial_id = state.get("trial_id") or (results[-1].get("trial_id") if results else None) or trial_dir.name
-    error = error_text(trial_dir)
-    epochs_run = max((int(r["epoch"]) + 1 for r in results if "epoch" in r), default=0)
-    status = state.get("status") or ("ERROR" if error else "UNKNOWN")
-    if not results:
-        notes.append(f"{trial_dir.name}: no results yet (status {status})")
-    history = [{"experiment": exp.name, "trial_id": trial_id, **{k: r.get(k) for k in ("epoch", *REPORTED)}}
-               for r in results if "epoch" in r]  # fmt: skip
-    planned = config.get("epochs")
-    row: dict[str, Any] = {
-        "experiment": exp.name,
-        "trial_id": trial_id,
-        "trial_dir": str(trial_dir),
-        "status": status,
-        "error": error,
-        **config,
-        "epochs_run": epochs_run,
-        "wall_time_s": results[-1].get("time_total_s") if results else None,
-        "asha_stopped": bool(status == "TERMINATED" and planned and epochs_run < planned and not error),
-    }
-    if row["asha_stopped"]:
-        row["status"] = "STOPPED"  # as in the search's own trials.parquet
-    row.update(last_and_best(pd.DataFrame([{k: r.get(k) for k in REPORTED} for r in results]), REPORTED))
-    final = results[-1] if results else {}
-    for key, value in final.items():
-        if key.startswith("test_") and isinstance(value, (int, float)):
-            row[key] = float(value)
-    return row, history
+    """A trial's row (``trial_row``) and its per-epoch history rows."""
+    info: dict[str, Any] = {}
+    if (trial_dir / RUN_FILE).is_file():
+        try:
+            info = json.loads((trial_dir / RUN_FILE).read_text())
+        except ValueError:
+            notes.append(f"{trial_dir / RUN_FILE}: not valid JSON; skipped")
+    metrics = trial_dir / METRICS_FILE
+    history = read_history(metrics.read_text(), notes, str(metrics)) if metrics.is_file() else []
+    trial_id = str(info.get("trial_id") or trial_dir.name)
+    row = trial_row(exp.name, trial_id, str(trial_dir), info.get("config") or {}, history,
+                    ray_error(trial_dir), ray_status)  # fmt: skip
+    if not history:
+        notes.append(f"{trial_dir.name}: no results yet (status {row['status']})")
+    rows = [{"experiment": exp.name, "trial_id": trial_id, **{k: r.get(k) for k in ("epoch", *REPORTED)}}
+            for r in history]  # fmt: skip
+    return row, rows
 
 
 def read_js(trial_dir: Path, trial_id: str, experiment: str, notes: list[str]) -> list[dict[str, Any]]:
-    path = trial_dir / "artifacts" / "js.npz"
+    path = trial_dir / ARTIFACTS_DIR / JS_FILE
     if not path.is_file():
         return []
     try:
@@ -181,28 +155,18 @@ def summarize_js(js: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def typed_trials(frame: pd.DataFrame) -> pd.DataFrame:
-    """Config columns in their own dtypes (nullable where a value is missing), not strings."""
-    hints = typing.get_type_hints(Config)
-    for name, tp in hints.items():
-        if name not in frame:
-            continue
-        kind = {int: "Int64", float: "float64", bool: "boolean"}.get(tp, "string")
-        frame[name] = frame[name].astype(kind)
-    for name in ("experiment", "trial_id", "trial_dir", "status", "error"):
-        frame[name] = frame[name].astype("string")
-    frame["epochs_run"] = frame["epochs_run"].astype("Int64")
-    frame["asha_stopped"] = frame["asha_stopped"].astype("boolean")
-    return frame
+def trial_folders(exp: Path) -> list[Path]:
+    """Folders of trials that started: those with a ``run.json`` or Ray's ``params.json``."""
+    found = (p for p in exp.iterdir() if p.is_dir())
+    return sorted(p for p in found if (p / RUN_FILE).is_file() or (p / "params.json").is_file())
 
 
 def load_one(exp: Path, notes: list[str]) -> tuple[list[dict], list[dict], list[dict], dict[str, Any]]:
-    search = json.loads((exp / "search.json").read_text()) if (exp / "search.json").is_file() else {}
-    states = trial_states(exp)
+    search = json.loads((exp / SEARCH_FILE).read_text()) if (exp / SEARCH_FILE).is_file() else {}
+    states = ray_trial_states(exp)
     trials, history, js = [], [], []
-    for trial_dir in sorted(p for p in exp.iterdir() if p.is_dir() and (p / "params.json").is_file()):
-        row, rows = read_trial(exp, trial_dir, states.get(trial_dir.name, {}), notes)
-        row["space"] = search.get("space")
+    for trial_dir in trial_folders(exp):
+        row, rows = read_trial(exp, trial_dir, states.get(trial_dir.name), notes)
         trials.append(row)
         history += rows
         js += read_js(trial_dir, row["trial_id"], exp.name, notes)
@@ -255,8 +219,7 @@ def load(path_or_paths: str | Path | list[str | Path]) -> Experiment:
     for note in notes:
         warnings.warn(note, stacklevel=2)
     js_frame = pd.DataFrame(js, columns=["experiment", "trial_id", "class_a", "class_b", "js"])
-    trials_frame = (
-        typed_trials(pd.DataFrame(trials)) if trials else pd.DataFrame(columns=["trial_id", "status"])
-    )
     history_frame = pd.DataFrame(history, columns=["experiment", "trial_id", "epoch", *REPORTED])
-    return Experiment(paths, trials_frame, history_frame, js_frame, summarize_js(js_frame), searches, notes)
+    return Experiment(
+        paths, trials_frame(trials), history_frame, js_frame, summarize_js(js_frame), searches, notes
+    )

@@ -7,7 +7,7 @@ with channels-last; on any device also the float32 MNIST step with ``F.interpola
 decoder (the kernel before ``upsample_nearest``) for a before/after ratio. The fractions time
 each part alone at the step's size (sampling + gathering a batch; KDE forward+backward; decoder
 forward+backward) and divide by the full step's time.
-Target (issue 7): >= 30 steps/s at the MNIST shape with AMP on one H100; sampling and KDE each
+Target: >= 30 steps/s at the MNIST shape with AMP on one H100; sampling and KDE each
 below 5% of the step.
 """
 
@@ -28,11 +28,12 @@ import torch.nn.functional as F
 
 from benchmarks.common import write_results
 from ucc_tune.config import Config
-from ucc_tune.data import Data
 from ucc_tune.data.bags import gather
+from ucc_tune.data.loading import Data
 from ucc_tune.models import decoders
 from ucc_tune.models.kde import kde
-from ucc_tune.train import LocalSession, setup, train_step, unwrap
+from ucc_tune.train import LocalSession, setup
+from ucc_tune.train.loop import train_step, unwrap
 
 
 def mnist_shaped(n: int = 12_000) -> Data:
@@ -65,7 +66,7 @@ def measure(config: Config, data: Data | None, seconds: float) -> dict[str, Any]
     device, model = run.device, unwrap(run.model)
     stream = iter(run.stream)
     step_s = timed(lambda: train_step(run, next(stream)), device, seconds)
-    sampler = run.stream.main_sampler
+    sampler = run.stream.sampler
     sample_s = timed(lambda: gather(run.stream.images, sampler.sample()), device, seconds / 3)
     b, n, j = config.bags_per_batch, config.bag_size, config.num_features
     features = torch.rand(b, n, j, device=device, requires_grad=True)

@@ -6,7 +6,8 @@ the rest of the defaults fixed. alpha = 0 is the pure autoencoder baseline.
 
 from typing import Any
 
-GRID = {"alpha": [i / 8 for i in range(9)]}  # every value once: 9 trials
+GRID = {"alpha": [i / 8 for i in range(9)]}  # every value once
+NUM_SAMPLES = 9  # trials when --num-samples is not given: the whole grid
 
 
 def space(trial: Any) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+NUM_SAMPLES = 2
+
 
 def space(trial: Any) -> dict[str, Any]:
     trial.suggest_float("alpha", 0.5, 1.0)

@@ -5,15 +5,20 @@ column, so there is exactly one name per knob. ``Config.from_dict`` rejects unkn
 coerces strings (``--set key=value``); ``__post_init__`` validates every field and every
 cross-field rule before any work starts. Variants are made with ``dataclasses.replace``.
 
-Defaults follow the paper (Oner et al., ICLR 2020; ``shared/UCC_NOTES.md`` section 8) where it
-applies: J=10 sigmoid features, 11 bins, sigma=0.1, a 384-192 head, alpha=0.5, Adam, bags of 32
+Defaults follow the paper (Oner et al., ICLR 2020) where it applies: J=10 sigmoid features,
+11 bins, sigma=0.1, a 384-192 head, alpha=0.5, Adam, bags of 32
 instances with the same number of bags for every ucc label 1..4 and per-image standardisation.
 The step budget and the learning rate are smaller/larger than the paper's because the embedded
 ``digits`` dataset is tiny (1,797 8x8 images); the paper's MNIST run is ``--config`` away.
+
+The module imports neither torch nor Ray: the model names are a ``Literal`` (kept equal to the
+``ucc_tune.models.MODELS`` registry by a test) and the dataset catalogue is numpy-only. The
+command-line helpers for ``--set`` and ``--config`` live here, beside what they parse.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -26,8 +31,10 @@ Normalization = Literal["per_image", "dataset", "none"]
 ReconLoss = Literal["mse", "ssim", "ms_ssim", "mse+ssim"]
 Device = Literal["auto", "cpu", "cuda"]
 ClusterMethod = Literal["kmeans", "spectral", "kmedoids"]
+ModelName = Literal["paper", "conv", "linear", "pca"]  # the keys of ucc_tune.models.MODELS
 
 CLUSTER_METHODS: tuple[str, ...] = get_args(ClusterMethod)
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 
 
 class ConfigError(ValueError):
@@ -57,7 +64,7 @@ class Config:
     eval_bags_per_label: int = 50
 
     # --- model ----------------------------------------------------------------------------
-    model: str = "paper"
+    model: ModelName = "paper"
     num_features: int = 10
     num_bins: int = 11
     kde_sigma: float = 0.1
@@ -171,6 +178,39 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+# --- command-line flags ---------------------------------------------------------------------
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable) and ``--config FILE``, shared by every command."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any Config field, e.g. --set alpha=0.5 --set dataset=mnist (repeatable)",
+    )
+    parser.add_argument("--config", type=Path, help="a JSON file of Config fields; --set overrides it")
+
+
+def config_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The values ``--config FILE`` and then ``--set`` give (``--set`` wins), checked to make a
+    valid Config; raises ``ConfigError`` on bad input."""
+    values: dict[str, Any] = {}
+    if args.config is not None:
+        if not args.config.is_file():
+            raise ConfigError(f"--config {args.config}: no such file")
+        values.update(Config.from_json(args.config).to_dict())
+    values.update(parse_assignments(args.set))
+    Config.from_dict(values)
+    return values
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The Config of ``--config FILE`` < ``--set`` pairs; raises ``ConfigError`` on bad input."""
+    return Config.from_dict(config_values(args))
 
 
 # --- type checking and coercion ------------------------------------------------------------
@@ -293,9 +333,6 @@ def _validate(c: Config) -> None:
     _require(c.eval_bags_per_label >= 1, f"eval_bags_per_label={c.eval_bags_per_label} must be >= 1")
 
     # model
-    from ucc_tune.models import MODELS  # imported here: `config` must not pull torch at import
-
-    _require(c.model in MODELS, f"model={c.model!r} is unknown; choose one of {', '.join(MODELS)}")
     _require(c.num_features >= 1, f"num_features={c.num_features} must be >= 1")
     _require(c.num_bins >= 2, f"num_bins={c.num_bins} must be >= 2")
     _require(c.kde_sigma > 0, f"kde_sigma={c.kde_sigma} must be > 0")

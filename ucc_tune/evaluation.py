@@ -1,10 +1,11 @@
 """Evaluation of a trained UCC model: features, clustering and class-wise KDE / JS divergence.
 
-UCC_NOTES 4.1-4.2: features of every instance of a split are extracted by the encoder alone and
-clustered into as many clusters as classes (k-means; spectral clustering with nearest-neighbour
-affinity gives the paper's headline number; k-medoids as a third option); the class-conditional
-feature distributions are the KDE of all instances of a class taken as one bag, divided by J, and
-their pairwise Jensen-Shannon divergences (log base 2) summarise how separable the classes are.
+As in the UCC paper (Oner et al., ICLR 2020): features of every instance of a split are
+extracted by the encoder alone and clustered into as many clusters as classes (k-means; spectral
+clustering with nearest-neighbour affinity gives the paper's headline number; k-medoids as a
+third option); the class-conditional feature distributions are the KDE of all instances of a
+class taken as one bag, divided by J, and their pairwise Jensen-Shannon divergences (log base 2)
+summarise how separable the classes are.
 """
 
 from __future__ import annotations

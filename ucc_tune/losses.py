@@ -2,8 +2,8 @@
 
 ``L = alpha * CE(ucc) + (1 - alpha) * recon + rcc_weight * rcc + consistency_weight * consistency``
 
-The first two terms are the paper's (Oner, Lee, Sung, ICLR 2020; UCC_NOTES 2.1); the RCC terms
-are this platform's additions. Cross-entropy is taken on logits: the public PyTorch ports apply
+The first two terms are the paper's (Oner, Lee, Sung, ICLR 2020); the RCC terms are this
+platform's additions. Cross-entropy is taken on logits: the public PyTorch ports apply
 softmax before ``F.cross_entropy``, a double softmax we avoid. Every term is computed in float32
 at least, whatever the autocast dtype of the model outputs.
 """

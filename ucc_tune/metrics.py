@@ -1,8 +1,8 @@
 """Metrics as pure numpy functions, in scikit-learn's argument order ``(labels_true, labels_pred)``.
 
-UCC accuracy on bags; cluster accuracy by Hungarian matching (and the paper's class-normalised
-variant, UCC_NOTES 4.1); the scores of the authors' ``cluster.py`` through scikit-learn; label-free
-cluster quality of the features; and the Jensen-Shannon *divergence* in log base 2 (bounded by 1).
+Cluster accuracy by Hungarian matching (and the class-normalised variant of the UCC authors'
+code, Oner et al., ICLR 2020); the scores of the authors' ``cluster.py`` through scikit-learn; and
+the Jensen-Shannon *divergence* in log base 2 (bounded by 1).
 Note: ``scipy.spatial.distance.jensenshannon`` is the JS *distance*, the square root of it.
 """
 
@@ -24,23 +24,6 @@ def _labels(labels_true: np.ndarray, labels_pred: np.ndarray) -> tuple[np.ndarra
     if len(t) == 0:
         raise ValueError("labels are empty: nothing to score")
     return t, p
-
-
-def confusion_matrix(
-    labels_true: np.ndarray, labels_pred: np.ndarray, num_classes: int | None = None
-) -> np.ndarray:
-    """Counts ``(K, K)``: rows are true labels, columns predicted, for labels ``0..K-1``."""
-    t, p = _labels(labels_true, labels_pred)
-    k = num_classes if num_classes is not None else int(max(t.max(), p.max())) + 1
-    out = np.zeros((k, k), dtype=np.int64)
-    np.add.at(out, (t, p), 1)
-    return out
-
-
-def ucc_accuracy(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
-    """Fraction of bags whose ucc label is predicted right (trace of the confusion / total)."""
-    t, p = _labels(labels_true, labels_pred)
-    return float(np.mean(t == p))
 
 
 def contingency(labels_true: np.ndarray, labels_pred: np.ndarray) -> np.ndarray:
@@ -86,23 +69,6 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 def clustering_scores(labels_true: np.ndarray, labels_pred: np.ndarray) -> dict[str, float]:
     """Every ``METRICS`` entry: ``acc``, ``acc_paper``, ``nmi``, ``ari``, ``ami``, ..."""
     return {name: fn(labels_true, labels_pred) for name, fn in METRICS.items()}
-
-
-def feature_cluster_quality(features: np.ndarray, labels_pred: np.ndarray) -> dict[str, float]:
-    """Silhouette (on at most 5,000 points, seeded) and Davies-Bouldin of a clustering.
-
-    Both are NaN when there are fewer than two clusters or as many clusters as points.
-    """
-    x = np.asarray(features, dtype=np.float64)
-    p = np.asarray(labels_pred)
-    k = len(np.unique(p))
-    if k < 2 or k >= len(p):
-        return {"silhouette": float("nan"), "davies_bouldin": float("nan")}
-    sample = min(5000, len(p)) if len(p) > 5000 else None
-    return {
-        "silhouette": float(skm.silhouette_score(x, p, sample_size=sample, random_state=0)),
-        "davies_bouldin": float(skm.davies_bouldin_score(x, p)),
-    }
 
 
 def js_divergence(p: np.ndarray, q: np.ndarray) -> float:

@@ -107,6 +107,12 @@ class Storage:
         with self.fs.open_output_stream(target) as stream:
             stream.write(data)
 
+    def read_text(self, *parts: str) -> str:
+        return self.read_bytes(*parts).decode()
+
+    def write_text(self, text: str, *parts: str) -> None:
+        self.write_bytes(text.encode(), *parts)
+
     def append_text(self, text: str, *parts: str) -> None:
         """Append to a text file (object stores have no append: the file is rewritten)."""
         if self.is_local:

@@ -1,23 +1,25 @@
-"""Ray adapters: the only module of ``ucc_tune`` that imports Ray.
+"""The Ray adapter: the only module of ``ucc_tune`` that imports Ray.
 
-Ray 2.60 runs Train V2 (``shared/RAY_NOTES.md`` sections 0-1):
+It translates, and decides nothing of its own: a ``SearchPlan`` becomes a ``Tuner`` (trainable,
+resources, searcher, scheduler, run config), a ``Config`` with ``num_workers >= 1`` becomes a
+``TorchTrainer``. Ray 2.60 runs Train V2:
+
 - ``TuneSession``: an in-process Tune trial (``num_workers == 0``) reports with
-  ``ray.tune.report`` and ``ray.tune.Checkpoint``; a trial costs seconds.
-- ``RayTrainSession``: every rank of a ``TorchTrainer`` (DDP; gloo on CPU, NCCL on GPU) calls
-  ``ray.train.report`` each epoch (a barrier); rank 0 evaluates, checkpoints and also appends
-  each epoch's metrics to ``metrics.jsonl`` in the run folder, because a Tune trial's history of
-  a Train run does not survive a restore.
-- ``make_trainable``: the Tune function trainable. With ``num_workers >= 1`` it builds a
-  ``TorchTrainer`` named after the trial id (so a retried or restored trial resumes from the
-  Train run's own checkpoint), forwards metrics with ``TuneReportCallback`` and reports the
-  final metrics again after ``fit()``.
-- ``train_distributed``: one ``TorchTrainer`` run without Tune (``python -m ucc_tune.train
-  --workers N``).
+  ``ray.tune.report``; a trial costs seconds, and a finished trial's process runs the next.
+- ``RayTrainSession``: every rank of a ``TorchTrainer`` (DDP; gloo on CPUs, NCCL on GPUs) calls
+  ``ray.train.report`` each epoch (a barrier); rank 0 evaluates and checkpoints.
+- ``make_trainable``: the Tune function trainable. A DDP trial builds a ``TorchTrainer`` named
+  after the trial id (so a retried or restored trial resumes from the Train run's own
+  checkpoint) and reports the final metrics again after ``fit()``, because a restored trial
+  whose Train run had finished would report nothing otherwise.
+
+Whatever runs where, a trial's own folder gets ``run.json`` (with where every rank ran),
+``metrics.jsonl`` and ``artifacts/``, written straight to the experiment's storage: Tune syncs
+only the driver node's trial folders, and a reused actor works in a folder it never syncs.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
@@ -31,33 +33,49 @@ import ray
 import ray.train
 import ray.tune
 import torch
-from ray.train.torch import TorchTrainer
+from ray.train.torch import TorchConfig, TorchTrainer
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 from torch import nn
 
 from ucc_tune.config import Config
-from ucc_tune.storage import Storage, is_uri
-from ucc_tune.train import DDP_RUN_NAME, METRIC_NAMES, last_and_best, train
+from ucc_tune.plan import Resources, SearchPlan, publish
+from ucc_tune.schema import DDP_RUN_NAME, STUDY_FILE, TRAIN_RUNS_DIR
+from ucc_tune.spaces import SpaceWithConstants, load_space, make_sampler
+from ucc_tune.storage import Storage
+from ucc_tune.train import RunFolder, placement, resolve_device, train
 
 TRAIN_RUN_PREFIX = "train-"
 
 
-class TuneSession:
-    """``train``'s session inside an in-process Tune trial.
+def _ray_placement(rank: int, world_size: int, device: torch.device) -> dict[str, Any]:
+    context = ray.get_runtime_context()
+    return placement(
+        rank, world_size, device,
+        node_id=context.get_node_id(), gpu_ids=[str(g) for g in ray.get_gpu_ids()],
+        resources=context.get_assigned_resources(),
+    )  # fmt: skip
 
-    Artifacts go straight to ``<experiment>/<trial folder>/artifacts`` in the experiment's
-    storage (a folder or a URI): Tune only syncs a trial's local folders from the driver's node,
-    and a reused actor (``reuse_actors``) works in a folder that is not synced at all.
-    """
+
+class TuneSession:
+    """``train``'s session inside an in-process Tune trial; ``folder`` is the trial's folder in
+    the experiment's storage (a path or a URI)."""
 
     rank = 0
     world_size = 1
 
-    def __init__(self, experiment: str):
-        self.experiment = experiment
+    def __init__(self, folder: str, trial_id: str):
+        self.folder, self.trial_id = RunFolder(folder), trial_id
+
+    def device(self, requested: str) -> torch.device:
+        return resolve_device(requested)
+
+    def start(self, config: dict[str, Any], device: torch.device) -> None:
+        where = [_ray_placement(0, 1, device)]
+        self.folder.update_info(trial_id=self.trial_id, config=config, placement=where)
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        self.folder.append_metrics(metrics)
         checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         ray.tune.report(metrics, checkpoint=checkpoint)
 
@@ -69,27 +87,43 @@ class TuneSession:
         return model
 
     def artifacts(self) -> AbstractContextManager[Path | None]:
-        trial_folder = Path(ray.tune.get_context().get_trial_dir()).name
-        return Storage(self.experiment).staged(trial_folder, "artifacts")
+        return self.folder.artifacts()
 
 
 class RayTrainSession:
-    """``train``'s session on one rank of a ``TorchTrainer``; rank 0 writes ``metrics.jsonl``
-    and the artifacts into ``run_dir`` (a folder or a URI; ``None``: neither)."""
+    """``train``'s session on one rank of a ``TorchTrainer``; rank 0 writes the run's files into
+    ``folder`` (a path or a URI; ``None``: none) and passes each report to ``echo``."""
 
-    def __init__(self, run_dir: str | None, echo: Callable[[dict[str, Any]], None] | None = None):
+    def __init__(self, folder: str | None, trial_id: str | None, echo: Callable[[dict], None] | None):
         context = ray.train.get_context()
-        self.rank = context.get_world_rank()
-        self.world_size = context.get_world_size()
-        self.device = ray.train.torch.get_device()
-        self.run = Storage(run_dir) if run_dir is not None else None
-        self.echo = echo
+        self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
+        self.folder = RunFolder(folder) if folder is not None and self.rank == 0 else None
+        self.trial_id, self.echo = trial_id, echo
+        self._device = torch.device("cpu")
+
+    def device(self, requested: str) -> torch.device:
+        """The GPU Ray Train gave this rank when CUDA can use it, else as ``resolve_device``."""
+        if requested != "cpu" and torch.cuda.is_available():
+            self._device = ray.train.torch.get_device()
+            torch.cuda.set_device(self._device)
+        else:
+            self._device = resolve_device(requested)
+        return self._device
+
+    def start(self, config: dict[str, Any], device: torch.device) -> None:
+        mine = _ray_placement(self.rank, self.world_size, device)
+        ranks: list[Any] = [mine]
+        if self.world_size > 1:
+            ranks = [None] * self.world_size
+            torch.distributed.all_gather_object(ranks, mine)
+        if self.folder is not None:
+            self.folder.update_info(trial_id=self.trial_id, config=config, placement=ranks)
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
-        if self.rank == 0 and self.run is not None:
-            self.run.append_text(json.dumps(metrics) + "\n", "metrics.jsonl")
-            if self.echo is not None:
-                self.echo(metrics)
+        if self.folder is not None:
+            self.folder.append_metrics(metrics)
+        if self.echo is not None and self.rank == 0:
+            self.echo(metrics)
         checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=checkpoint)  # every rank: it is a barrier
 
@@ -98,36 +132,81 @@ class RayTrainSession:
         return checkpoint.to_directory() if checkpoint is not None else None
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
-        return ray.train.torch.prepare_model(model)
+        if self.world_size == 1:
+            return model
+        ids = [self._device] if self._device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     def artifacts(self) -> AbstractContextManager[Path | None]:
-        return self.run.staged("artifacts") if self.run is not None else nullcontext()
+        return self.folder.artifacts() if self.folder is not None else nullcontext()
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """What every ``TorchTrainer`` rank runs: ``train`` with a ``RayTrainSession``."""
-    config = Config.from_dict(loop_config["config"])
-    train(config, RayTrainSession(loop_config.get("run_dir"), loop_config.get("echo")))
+    session = RayTrainSession(loop_config["folder"], loop_config["trial_id"], loop_config["echo"])
+    train(Config.from_dict(loop_config["config"]), session)
+
+
+@dataclass(frozen=True)
+class RayResources:
+    """What Ray gets for a search: each trial's own resources, its ranks, and how many at once."""
+
+    trial: dict[str, float]  # for tune.with_resources
+    workers: int
+    worker: dict[str, float]  # resources_per_worker of the ScalingConfig
+    backend: str  # torch.distributed backend of DDP trials
+    concurrency: int
+
+    def scaling_config(self) -> ray.train.ScalingConfig:
+        return ray.train.ScalingConfig(
+            num_workers=self.workers,
+            use_gpu=self.worker.get("GPU", 0) > 0,
+            resources_per_worker={k: v for k, v in self.worker.items() if v > 0},
+        )
+
+
+def ray_resources(plan: SearchPlan, cluster: dict[str, float], device: str) -> RayResources:
+    """The one mapping of the plan's resources to Ray: the trial's own resources, Ray Train's
+    per-worker CPUs and GPUs, and the concurrency the cluster's CPUs and GPUs allow (unless the
+    plan fixes it). GPU use comes from the flags, never from what this process sees."""
+    r = plan.resources
+    return RayResources(
+        trial={k.lower(): v for k, v in r.trial.items()},
+        workers=r.workers,
+        worker=r.worker,
+        backend=ddp_backend(r, device) if r.workers else "gloo",
+        concurrency=plan.max_concurrent or r.concurrency(cluster),
+    )
+
+
+def ddp_backend(resources: Resources, device: str) -> str:
+    """NCCL when the ranks hold GPUs that CUDA can use, else gloo. Whether a GPU node's GPUs are
+    usable is asked of a task that holds the same GPUs there: this process may have none."""
+    if resources.gpus == 0 or device == "cpu":
+        return "gloo"
+
+    @ray.remote(num_cpus=0, num_gpus=resources.gpus)
+    def cuda_usable() -> bool:
+        return torch.cuda.is_available()
+
+    usable = ray.get(cuda_usable.remote(), timeout=600)
+    if not usable and device == "cuda":
+        raise RuntimeError("device=cuda, but torch sees no usable CUDA device on the GPU nodes")
+    return "nccl" if usable else "gloo"
 
 
 def torch_trainer(
-    config: Config,
-    storage: Storage,
-    name: str,
-    callbacks: list[Any] | None = None,
+    config: Config, resources: RayResources, storage: Storage, name: str, folder: str | None,
+    trial_id: str | None = None, callbacks: list[Any] | None = None,
     echo: Callable[[dict[str, Any]], None] | None = None,
-) -> TorchTrainer:
-    """A ``TorchTrainer`` of ``config.num_workers`` ranks whose run folder is ``storage/name``."""
-    use_gpu = config.device != "cpu" and torch.cuda.is_available()
-    cpus = max(1, config.num_threads)
+) -> TorchTrainer:  # fmt: skip
+    """A ``TorchTrainer`` whose Train run (checkpoints) is ``storage/name`` and whose ranks write
+    the run's files into ``folder``."""
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config.to_dict(), "run_dir": storage.child(name).uri, "echo": echo},
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=config.num_workers,
-            use_gpu=use_gpu,
-            resources_per_worker={"CPU": cpus, "GPU": 1} if use_gpu else {"CPU": cpus},
-        ),
+        train_loop_config={"config": config.to_dict(), "folder": folder, "trial_id": trial_id, "echo": echo},
+        torch_config=TorchConfig(backend=resources.backend),
+        scaling_config=resources.scaling_config(),
         run_config=ray.train.RunConfig(
             name=name,  # stable: a retried or restored run resumes from its own checkpoint
             storage_path=storage.uri,
@@ -140,62 +219,72 @@ def torch_trainer(
     )
 
 
-def init_local_ray(num_cpus: int | None = None, dashboard: bool = False) -> None:
-    """Start a fresh local cluster unless one is up (never attach to a stale one by accident)."""
+def start_ray(
+    address: str | None = None, num_cpus: int | None = None, dashboard: bool = True,
+    dashboard_host: str = "127.0.0.1",
+) -> str | None:  # fmt: skip
+    """Join ``address`` or start a fresh local cluster (never a stale one by accident); returns
+    the dashboard URL. Train V2 cleans placement groups through the dashboard's State API."""
     if ray.is_initialized():
-        return
+        return ray._private.worker.get_dashboard_url() or None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(
-        address="local",
-        num_cpus=num_cpus,
-        include_dashboard=dashboard,
-        dashboard_host="127.0.0.1",
-        configure_logging=False,
-    )
+    if address:
+        context = ray.init(address=address)
+    else:
+        context = ray.init(
+            address="local", num_cpus=num_cpus, include_dashboard=dashboard,
+            dashboard_host=dashboard_host, configure_logging=False,
+        )  # fmt: skip
+    return context.dashboard_url or None
+
+
+def cluster_resources() -> dict[str, float]:
+    return {k: float(v) for k, v in ray.cluster_resources().items()}
 
 
 def train_distributed(
-    config: Config,
-    out: Path,
-    resume: bool = False,
+    config: Config, out: Path, resume: bool = False, gpus_per_worker: int = 0,
     on_report: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """One DDP run of ``config.num_workers`` ranks on a local Ray cluster, without Tune."""
+) -> dict[str, Any]:  # fmt: skip
+    """One DDP run of ``config.num_workers`` ranks without Tune: the run's files go to ``out``,
+    the Train run (checkpoints) to ``out/ray_train``."""
     out = out.resolve()
-    name = DDP_RUN_NAME
-    if (out / name).exists() and not resume:
+    if (out / DDP_RUN_NAME).exists() and not resume:
         raise FileExistsError(
-            f"{out / name} holds an earlier run; pass --resume to continue it or use a new --out"
+            f"{out / DDP_RUN_NAME} holds an earlier run; pass --resume to continue it or use a new --out"
         )
-    # with the dashboard: Train V2 cleans placement groups through the State API (RAY_NOTES 6)
-    init_local_ray(num_cpus=max(2, config.num_workers * max(1, config.num_threads)), dashboard=True)
-    result = torch_trainer(config, Storage(out), name, echo=on_report).fit()
+    cpus = max(1, config.num_threads)
+    start_ray(num_cpus=max(2, config.num_workers * cpus))
+    r = Resources(cpus=cpus, gpus=gpus_per_worker, workers=config.num_workers)
+    resources = RayResources(r.trial, r.workers, r.worker, ddp_backend(r, config.device), 1)
+    trainer = torch_trainer(config, resources, Storage(out), DDP_RUN_NAME, str(out), echo=on_report)
+    result = trainer.fit()
     if result.error is not None:
         raise result.error
     return dict(result.metrics or {})
 
 
-def make_trainable(experiment: str) -> Callable[[dict[str, Any]], None]:
-    """The Tune function trainable: one trial = one ``train`` run (in-process or DDP).
-
-    ``experiment`` is the experiment's storage (a folder or a URI). The trials' Train runs live
-    in its stable ``train_runs`` folder, so that a restored trial finds its ``train-<trial id>``
-    run again and resumes it.
-    """
-    storage = Storage(experiment).child("train_runs")
+def make_trainable(experiment: str, resources: RayResources) -> Callable[[dict[str, Any]], None]:
+    """The Tune function trainable: one trial = one ``train`` run (in-process or DDP) whose files
+    go to its own folder of ``experiment`` (a folder or a URI). DDP trials keep their Train runs
+    in the stable ``train_runs/train-<trial id>``, so that a restored trial resumes its run."""
 
     def ucc_trial(trial_config: dict[str, Any]) -> None:
         config = Config.from_dict(trial_config)
+        context = ray.tune.get_context()
+        trial_id = context.get_trial_id()
+        folder = Storage(experiment).child(Path(context.get_trial_dir()).name).uri
         if config.num_workers == 0:
-            train(config, TuneSession(experiment))
+            train(config, TuneSession(folder, trial_id))
             return
         from ray.tune.integration.ray_train import TuneReportCallback
 
-        name = f"{TRAIN_RUN_PREFIX}{ray.tune.get_context().get_trial_id()}"
-        result = torch_trainer(config, storage, name, callbacks=[TuneReportCallback()]).fit()
+        runs = Storage(experiment).child(TRAIN_RUNS_DIR)
+        name = f"{TRAIN_RUN_PREFIX}{trial_id}"
+        trainer = torch_trainer(config, resources, runs, name, folder, trial_id, [TuneReportCallback()])
+        result = trainer.fit()
         if result.error is not None:
             raise result.error
-        # a restored trial whose Train run had finished reports nothing otherwise (RAY_NOTES 0.6)
         final = dict(result.metrics or {})
         final["checkpoint_path"] = result.checkpoint.path if result.checkpoint else None
         ray.tune.report(final)
@@ -210,20 +299,21 @@ class PruningOptunaSearch(OptunaSearch):
     """OptunaSearch that tells Optuna the truth about trials a scheduler stopped early.
 
     Plain OptunaSearch records an ASHA-stopped trial as COMPLETE with its early, low-fidelity
-    value, which misleads TPE (RAY_NOTES 2). Here a trial whose last reported ``epoch`` is short
-    of its configured ``epochs`` is told as PRUNED (its per-epoch values are reported as
-    intermediate values), a NaN objective as FAIL, and intermediate steps are epochs.
+    value, which misleads TPE. Here a trial whose last reported ``epoch`` is short of its planned
+    ``epochs`` is told as PRUNED (its per-epoch values are its intermediate values, at step
+    ``epoch``), a NaN objective as FAIL.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, epochs: int, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self._default_epochs = epochs
         self._planned_epochs: dict[str, int] = {}
         self._reported_epochs: dict[str, set[int]] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         config = super().suggest(trial_id)
-        if isinstance(config, dict):
-            self._planned_epochs[trial_id] = int(config.get("epochs", Config().epochs))
+        if isinstance(config, dict):  # a space may search ``epochs`` itself
+            self._planned_epochs[trial_id] = int(config.get("epochs", self._default_epochs))
         return config
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -232,10 +322,8 @@ class PruningOptunaSearch(OptunaSearch):
         self._report_intermediate(trial_id, result)
 
     def _report_intermediate(self, trial_id: str, result: dict[str, Any]) -> None:
-        """The objective of one epoch as Optuna's intermediate value at step ``epoch``."""
         value, epoch = result.get(str(self.metric)), int(result.get("epoch", 0))
-        reported = self.__dict__.setdefault("_reported_epochs", {})  # absent in older pickles
-        steps = reported.setdefault(trial_id, set())
+        steps = self._reported_epochs.setdefault(trial_id, set())
         if value is not None and math.isfinite(value) and epoch not in steps:
             self._ot_trials[trial_id].report(float(value), epoch)
             steps.add(epoch)
@@ -245,139 +333,23 @@ class PruningOptunaSearch(OptunaSearch):
     ) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
-        ot_trial = self._ot_trials[trial_id]
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         values = [result.get(m) if result else None for m in metrics]
-        last_epoch = int(result.get("epoch", -1)) if result else -1
-        finished = last_epoch + 1 >= self._planned_epochs.get(trial_id, 0)
+        planned = self._planned_epochs.get(trial_id, self._default_epochs)
+        finished = (int(result.get("epoch", -1)) if result else -1) + 1 >= planned
+        state, told = optuna.trial.TrialState.COMPLETE, values if len(values) > 1 else values[0]
         if error or any(v is None or not math.isfinite(v) for v in values):
-            state, told = (
-                (optuna.trial.TrialState.FAIL if error or finished else optuna.trial.TrialState.PRUNED),
-                None,
-            )
+            failed = error or finished
+            state, told = (optuna.trial.TrialState.FAIL if failed else optuna.trial.TrialState.PRUNED), None
         elif not finished:
             # the scheduler's stop comes with the result that triggered it, which Tune does not
             # pass to on_trial_result (a trial stopped at its first rung would have no values)
             if result is not None and not isinstance(self.metric, list):
                 self._report_intermediate(trial_id, result)
             state, told = optuna.trial.TrialState.PRUNED, None
-        else:
-            state, told = optuna.trial.TrialState.COMPLETE, values if len(values) > 1 else values[0]
         assert self._ot_study is not None
         self._completed_trials.add(trial_id)  # first: a failing tell must not be retried
-        self._ot_study.tell(ot_trial, told, state=state)
-
-
-class DefineByRun:
-    """A named space (or ``.py`` file) plus the fixed ``--set`` values as constants of every trial.
-
-    The ``--set`` values override the constants a space returns (its default budget, say);
-    they may not name a parameter the space searches (``search.py`` refuses that up front).
-
-    Holds the space's name, not the function, so the searcher pickles (Tune saves it) and a
-    restored search loads the same space again.
-    """
-
-    def __init__(self, space: str, fixed: dict[str, Any]):
-        self.space, self.fixed = space, dict(fixed)
-
-    def __call__(self, trial: Any) -> dict[str, Any]:
-        from search_spaces import get_space
-
-        return {**(get_space(self.space)(trial) or {}), **self.fixed}  # --set beats a space's constants
-
-
-class TuneGridSampler(optuna.samplers.GridSampler):
-    """Optuna's grid sampler without its ``study.stop()`` once the grid is done: that call only
-    works inside ``study.optimize``; under Tune, ``--num-samples`` decides when to stop."""
-
-    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-        return None
-
-
-def make_searcher(
-    space: str,
-    fixed: dict[str, Any],
-    metrics: list[str],
-    modes: list[str],
-    storage_url: str,
-    study_name: str,
-    seed: int,
-) -> PruningOptunaSearch:
-    """A grid when the space defines ``GRID``, else seeded TPE for one metric and NSGA-II for
-    several; the study lives in ``storage_url``."""
-    from search_spaces import get_grid
-
-    grid = get_grid(space)
-    if grid:
-        sampler: optuna.samplers.BaseSampler = TuneGridSampler(grid, seed=seed)
-    elif len(metrics) > 1:
-        sampler = optuna.samplers.NSGAIISampler(seed=seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=seed)
-    return PruningOptunaSearch(
-        space=DefineByRun(space, fixed),
-        metric=metrics if len(metrics) > 1 else metrics[0],
-        mode=modes if len(modes) > 1 else modes[0],
-        sampler=sampler,
-        storage=optuna.storages.RDBStorage(storage_url),
-        study_name=study_name,
-    )
-
-
-@dataclass
-class SearchPlan:
-    """Everything ``python -m ucc_tune.search`` decided, enough to build or restore the Tuner."""
-
-    experiment_dir: Path  # the experiment when local; the driver's copy of its files when remote
-    storage: str  # where Ray keeps experiments: a folder or a URI
-    experiment_uri: str  # the experiment in that storage (resolved once: a URI may cost a request)
-    space: str  # a name in search_spaces.SPACES or a .py file
-    fixed: dict[str, Any]
-    metrics: list[str]
-    modes: list[str]
-    num_samples: int
-    scheduler: str
-    max_concurrent: int
-    cpus_per_trial: float
-    gpus_per_trial: float
-    workers_per_trial: int
-    max_failures: int
-    seed: int
-    grace_period: int = 1
-    reduction_factor: int = 3
-    epochs: int = Config().epochs  # of every trial (space constants and --set applied)
-
-    @property
-    def name(self) -> str:
-        return self.experiment_dir.name
-
-    @property
-    def remote(self) -> bool:
-        return is_uri(self.storage)
-
-
-DRIVER_FILES = ("search.json", "optuna.db", "trials.parquet")
-
-
-def publish(plan: SearchPlan, *names: str) -> None:
-    """Copy the driver's files (``search.json``, ``optuna.db``, ``trials.parquet``) from the
-    local copy of a remote experiment to its storage; nothing to do for a local one."""
-    if not plan.remote:
-        return
-    storage = Storage(plan.experiment_uri)
-    for name in names or DRIVER_FILES:
-        if (plan.experiment_dir / name).is_file():
-            storage.upload(plan.experiment_dir / name, name)
-
-
-def fetch_driver_files(plan: SearchPlan) -> None:
-    """Before resuming a remote experiment: bring its driver files to the local copy when the
-    copy lacks them (a new machine, a cleared cache)."""
-    storage = Storage(plan.experiment_uri)
-    for name in DRIVER_FILES:
-        if not (plan.experiment_dir / name).exists() and storage.exists(name):
-            storage.download(plan.experiment_dir / name, name)
+        self._ot_study.tell(self._ot_trials[trial_id], told, state=state)
 
 
 class PublishStudy(ray.tune.Callback):
@@ -388,48 +360,45 @@ class PublishStudy(ray.tune.Callback):
         self.plan = plan
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        publish(self.plan, "optuna.db")
+        publish(self.plan, STUDY_FILE)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        publish(self.plan, "optuna.db")
+        publish(self.plan, STUDY_FILE)
 
 
-def trial_resources(plan: SearchPlan) -> dict[str, float]:
-    if plan.workers_per_trial >= 1:
-        return {"cpu": 0.05}  # the trial only drives a TorchTrainer whose workers hold the resources
-    return {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
-
-
-def make_tuner(plan: SearchPlan, restore: bool) -> ray.tune.Tuner:
-    trainable = ray.tune.with_resources(make_trainable(plan.experiment_uri), trial_resources(plan))
-    path = plan.experiment_uri
-    if restore:
-        return ray.tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
-    searcher = make_searcher(
-        plan.space, plan.fixed, plan.metrics, plan.modes,
-        study_url(plan), plan.name, plan.seed,
-    )  # fmt: skip
-    scheduler = (
-        ASHAScheduler(
-            time_attr="epochs_done",  # 1-based; Tune's training_iteration restarts after a retry
-            metric=plan.metrics[0],
-            mode=plan.modes[0],
-            max_t=plan.epochs,
-            grace_period=plan.grace_period,
-            reduction_factor=plan.reduction_factor,
+def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
+    """The plan as a ``Tuner`` (restored from its storage when the plan resumes)."""
+    trainable = ray.tune.with_resources(make_trainable(plan.experiment_uri, resources), resources.trial)
+    if plan.resume:
+        return ray.tune.Tuner.restore(
+            plan.experiment_uri, trainable=trainable, resume_unfinished=True, resume_errored=True
         )
-        if plan.scheduler == "asha"
-        else FIFOScheduler()
+    space = load_space(plan.space)
+    searcher = PruningOptunaSearch(
+        space=SpaceWithConstants(space.source, plan.fixed),
+        metric=list(plan.metrics) if len(plan.metrics) > 1 else plan.metrics[0],
+        mode=list(plan.modes) if len(plan.modes) > 1 else plan.modes[0],
+        sampler=make_sampler(space, len(plan.metrics), plan.seed),
+        storage=optuna.storages.RDBStorage(plan.study_url),
+        study_name=plan.name,
+        epochs=plan.epochs,
     )
+    scheduler = FIFOScheduler()
+    if plan.scheduler == "asha":
+        scheduler = ASHAScheduler(
+            time_attr="epochs_done",  # 1-based; Tune's training_iteration restarts after a retry
+            metric=plan.metrics[0], mode=plan.modes[0], max_t=plan.epochs,
+            grace_period=plan.grace_period, reduction_factor=plan.reduction_factor,
+        )  # fmt: skip
     return ray.tune.Tuner(
         trainable,
         tune_config=ray.tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=plan.num_samples,
-            max_concurrent_trials=plan.max_concurrent,
+            max_concurrent_trials=resources.concurrency,
             # a finished trial's process runs the next trial: no new actor, imports or CUDA
-            # context per trial (the main share of the in-process trial overhead, issue 7)
+            # context per trial (the main share of an in-process trial's overhead)
             reuse_actors=True,
         ),
         run_config=ray.tune.RunConfig(
@@ -437,68 +406,28 @@ def make_tuner(plan: SearchPlan, restore: bool) -> ray.tune.Tuner:
             storage_path=plan.storage,
             callbacks=[PublishStudy(plan)] if plan.remote else [],
             failure_config=ray.tune.FailureConfig(max_failures=plan.max_failures),
-            checkpoint_config=ray.tune.CheckpointConfig(
-                num_to_keep=2,
-                checkpoint_score_attribute=plan.metrics[0],
-                checkpoint_score_order=plan.modes[0],
-            ),
+            checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=plan.keep_checkpoints),
             verbose=1,
         ),
     )
-
-
-def run_search(plan: SearchPlan, restore: bool) -> ray.tune.ResultGrid:
-    return make_tuner(plan, restore).fit()
 
 
 def experiment_exists(location: str) -> bool:
     return ray.tune.Tuner.can_restore(location)
 
 
-def start_ray(address: str | None, num_cpus: int | None, dashboard: bool, dashboard_host: str) -> None:
-    """Join ``address`` or start a fresh local cluster; print the dashboard URL and how to log in."""
-    if dashboard_host not in ("127.0.0.1", "localhost"):
-        print(
-            f"warning: the dashboard binds to {dashboard_host}, reachable from other machines "
-            "(token authentication stays on)"
-        )
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        if address:
-            context = ray.init(address=address)
-        else:
-            context = ray.init(
-                address="local",
-                num_cpus=num_cpus,
-                include_dashboard=dashboard,
-                dashboard_host=dashboard_host,
-                configure_logging=False,
-            )
-        url = context.dashboard_url
-    else:
-        url = ray._private.worker.get_dashboard_url()
-    if url:
-        print(f"Ray dashboard: http://{url}")
-        print(
-            "  token authentication is on: the token is in ~/.ray/auth_token (or $RAY_AUTH_TOKEN_PATH); "
-            "send it as the header 'Authorization: Bearer <token>' or the cookie 'ray-authentication-token'"
-        )
-
-
-def default_concurrency(plan: SearchPlan) -> int:
-    cpus = float(ray.cluster_resources().get("CPU", 1))
-    per_trial = plan.cpus_per_trial * max(1, plan.workers_per_trial)
-    return max(1, int(cpus // max(per_trial, 1e-9)))
-
-
-def study_url(plan: SearchPlan) -> str:
-    return f"sqlite:///{plan.experiment_dir / 'optuna.db'}"
-
-
-def searched_parameters(plan: SearchPlan) -> list[str]:
-    """The names Optuna suggested (Config field names), read from the stored study."""
-    study = optuna.load_study(study_name=plan.name, storage=study_url(plan))
-    return sorted({name for trial in study.trials for name in trial.params})
+def run_search(plan: SearchPlan, resources: RayResources) -> list[dict[str, Any]]:
+    """Run (or resume) the search; per trial: ``trial_id``, its folder's name, ``error``."""
+    grid = make_tuner(plan, resources).fit()
+    out = []
+    for result in (grid[i] for i in range(len(grid))):
+        out.append({
+            "trial_id": (result.metrics or {}).get("trial_id") or Path(result.path).name,
+            "folder": Path(result.path).name,
+            "error": error_message(result.error) if result.error else None,
+            "config": dict(result.config or {}),
+        })  # fmt: skip
+    return out
 
 
 def error_message(error: BaseException) -> str:
@@ -506,34 +435,3 @@ def error_message(error: BaseException) -> str:
     cause = getattr(error, "cause", None) or error
     text = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {text[-1] if text else ''}"[:1000]
-
-
-def write_trials_table(grid: ray.tune.ResultGrid, plan: SearchPlan) -> Any:
-    """``trials.parquet``: per trial its id, status, error, every Config field, last/best metrics."""
-    import pandas as pd
-
-    rows = []
-    for result in (grid[i] for i in range(len(grid))):
-        config = Config.from_dict(
-            {k: v for k, v in (result.config or {}).items() if k in Config.__dataclass_fields__}
-        )
-        history = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
-        last = result.metrics or {}
-        epochs_run = int(history["epoch"].max()) + 1 if "epoch" in history and len(history) else 0
-        status = "ERROR" if result.error else ("TERMINATED" if epochs_run >= config.epochs else "STOPPED")
-        row: dict[str, Any] = {
-            "trial_id": last.get("trial_id") or Path(result.path).name,
-            "status": status,
-            "error": error_message(result.error) if result.error else None,
-            "epochs_run": epochs_run,
-            "time_total_s": last.get("time_total_s"),
-            "path": result.path,
-        }
-        row.update(config.to_dict())
-        reported = [n for n in history.columns if n.startswith("test_") or n in METRIC_NAMES]
-        row.update(last_and_best(history, reported))
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    table.attrs["searched"] = searched_parameters(plan)
-    table.to_parquet(plan.experiment_dir / "trials.parquet", index=False)
-    return table

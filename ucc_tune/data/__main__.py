@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from ucc_tune.config import Config, ConfigError, parse_assignments
-from ucc_tune.data import SPLITS, load_data
 from ucc_tune.data.bags import BagSampler, gather
+from ucc_tune.data.loading import SPLITS, load_data
 from ucc_tune.data.sources import DatasetNotFoundError
 
 

@@ -1,8 +1,8 @@
 """Per-instance augmentation of batched images: flips, 90-degree and small-angle rotations.
 
-Applied to training bags only (the Camelyon UCC model was trained with rot90/flip
-augmentation, UCC_NOTES 1.2). Every instance gets its own random transform; everything is a
-batched tensor operation, so it runs on the device that holds the batch.
+Applied to training bags only (the UCC authors trained their Camelyon model with rot90/flip
+augmentation). Every instance gets its own random transform; everything is a batched tensor
+operation, so it runs on the device that holds the batch.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Bags of instances labelled only by how many distinct classes they hold (UCC_NOTES section 3).
+"""Bags of instances labelled only by how many distinct classes they hold (Oner et al., ICLR 2020).
 
 A bag of ``n`` instances with ucc ``k`` draws a ``k``-subset of the classes, splits the ``n``
 instances among them as evenly as possible (the first ``n % k`` classes of the subset get one
@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
 
 MAX_ENUMERATED_SUBSETS = 200_000  # above this, subsets are drawn at random instead of cycled
 _MAX_REDRAW_ROUNDS = 16
@@ -34,9 +33,6 @@ class BagBatch(NamedTuple):
     ucc: torch.Tensor  # (B,) long: k - ucc_min
     rcc: torch.Tensor  # (B, num_classes) long: instances of each class in the bag
     ids: torch.Tensor  # (B, n) long: instance indices into the split
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> BagBatch:
-        return BagBatch(*(t.to(device, non_blocking=non_blocking) for t in self))
 
 
 class BagSizeError(ValueError):
@@ -270,27 +266,12 @@ def iterate_bags(images: torch.Tensor, bags: BagIndices, bags_per_batch: int) ->
         yield gather(images, part)
 
 
-def class_sets(
-    images: torch.Tensor, labels: np.ndarray, batch_size: int
-) -> Iterator[tuple[int, torch.Tensor]]:
-    """Pure-class sets: for every class in order, all of its instances in batches.
+class BagStream:
+    """Endless training batches: ``iter(stream)`` yields one ``BagBatch`` per ``next``.
 
-    Yields ``(class, (b, C, H, W) images)``; used for feature extraction per class and for the
-    class-wise KDE distributions and their JS divergences.
-    """
-    labels = np.asarray(labels)
-    for c in np.unique(labels):
-        members = torch.from_numpy(np.flatnonzero(labels == c)).to(images.device)
-        for start in range(0, len(members), batch_size):
-            yield int(c), images.index_select(0, members[start : start + batch_size])
-
-
-class BagStream(IterableDataset):
-    """Endless training batches as an ``IterableDataset`` (use ``DataLoader(batch_size=None)``).
-
-    Each distributed rank and each ``DataLoader`` worker gets its own random stream (the seed is
-    split by ``(rank, worker id)``), so no two of them draw the same bags. In the main process
-    (no loader workers) the stream's position is kept in ``state_dict`` for exact resumption.
+    Each distributed rank draws from its own random stream (the seed is split by rank and by
+    ``epoch_seed``), so no two ranks draw the same bags. ``state_dict`` holds the stream's
+    position for exact resumption.
     """
 
     def __init__(
@@ -302,26 +283,20 @@ class BagStream(IterableDataset):
         rank: int = 0,
         epoch_seed: int = 0,
     ):
-        super().__init__()
-        self.images, self.labels, self.num_classes = images, labels, num_classes
-        self.config, self.rank, self.epoch_seed = config, rank, epoch_seed
-        self.main_sampler = self.sampler(worker=0)
-
-    def sampler(self, worker: int = 0) -> BagSampler:
-        c = self.config
-        return BagSampler(
-            self.labels, self.num_classes, c.bag_size, c.ucc_min, c.ucc_max, c.bags_per_label,
-            seed=c.seed, stream=(self.rank, worker, self.epoch_seed),
+        self.images = images
+        # the middle 0 is a fixed slot (it used to number DataLoader workers): kept so that a
+        # seed draws the same bags as before
+        self.sampler = BagSampler(
+            labels, num_classes, config.bag_size, config.ucc_min, config.ucc_max,
+            config.bags_per_label, seed=config.seed, stream=(rank, 0, epoch_seed),
         )  # fmt: skip
 
     def __iter__(self) -> Iterator[BagBatch]:
-        info = get_worker_info()
-        sampler = self.main_sampler if info is None else self.sampler(info.id + 1)
         while True:
-            yield gather(self.images, sampler.sample())
+            yield gather(self.images, self.sampler.sample())
 
     def state_dict(self) -> dict[str, Any]:
-        return self.main_sampler.state_dict()
+        return self.sampler.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.main_sampler.load_state_dict(state)
+        self.sampler.load_state_dict(state)

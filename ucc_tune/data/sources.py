@@ -65,16 +65,6 @@ class DataSplits:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)``."""
-        c, h, w = self.train.x.shape[1:]
-        return int(c), int(h), int(w)
-
-    @property
-    def channels(self) -> int:
-        return self.image_shape[0]
-
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -82,8 +72,6 @@ class DatasetSpec:
 
     loader: Callable[[Path, bool], RawData]
     num_classes: int | None  # None: known only after reading (image_folder)
-    has_test_split: bool
-    description: str
 
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
@@ -327,14 +315,12 @@ def _read_images(paths: list[Path]) -> np.ndarray:
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "digits": DatasetSpec(_load_digits, 10, False, "scikit-learn's bundled 8x8 handwritten digits"),
-    "mnist": DatasetSpec(_mnist_like("mnist", "MNIST", DIGIT_NAMES), 10, True, "MNIST, 28x28 digits"),
-    "fashion_mnist": DatasetSpec(
-        _mnist_like("fashion_mnist", "FashionMNIST", FASHION_MNIST_NAMES), 10, True, "Fashion-MNIST, 28x28"
-    ),
-    "cifar10": DatasetSpec(_load_cifar10, 10, True, "CIFAR-10, 32x32 RGB"),
-    "cifar100": DatasetSpec(_load_cifar100, 20, True, "CIFAR-100 as its 20 coarse superclasses, 32x32 RGB"),
-    "image_folder": DatasetSpec(_load_image_folder, None, False, "one sub-folder of images per class"),
+    "digits": DatasetSpec(_load_digits, 10),  # 8x8 gray, no official test split
+    "mnist": DatasetSpec(_mnist_like("mnist", "MNIST", DIGIT_NAMES), 10),  # 28x28 gray
+    "fashion_mnist": DatasetSpec(_mnist_like("fashion_mnist", "FashionMNIST", FASHION_MNIST_NAMES), 10),
+    "cifar10": DatasetSpec(_load_cifar10, 10),  # 32x32 RGB
+    "cifar100": DatasetSpec(_load_cifar100, 20),  # 32x32 RGB, the 20 coarse superclasses
+    "image_folder": DatasetSpec(_load_image_folder, None),  # your images, no official test split
 }
 
 

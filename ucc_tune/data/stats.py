@@ -1,10 +1,10 @@
 """Normalisation: per-image standardisation (the paper's choice) and dataset-wide channel stats.
 
-UCC_NOTES 2.4: the original MNIST code scales to [0, 1] and then standardises every image by
-its own mean and standard deviation over all of its pixels; the reconstruction target is the
-same standardised image. The dataset-wide alternative uses per-channel mean/std of the train
-split, computed once and cached as JSON keyed by dataset, split and data folder, so that every
-trial of a search reads the same constants instead of recomputing them.
+The UCC authors' MNIST code (Oner et al., ICLR 2020) scales to [0, 1] and then standardises
+every image by its own mean and standard deviation over all of its pixels; the reconstruction
+target is the same standardised image. The dataset-wide alternative uses per-channel mean/std
+of the train split, computed once and cached as JSON keyed by dataset, split and data folder, so
+that every trial of a search reads the same constants instead of recomputing them.
 """
 
 from __future__ import annotations

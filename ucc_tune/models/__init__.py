@@ -16,24 +16,35 @@ from ucc_tune.models.ucc import UCCModel, UCCOutput
 if TYPE_CHECKING:
     from ucc_tune.config import Config
 
-# name -> (encoder class, decoder class); both take (image_shape, num_features, dropout)
+# name -> (encoder class, decoder class); both take (image_shape, num_features), and those of
+# MODELS_WITH_DROPOUT also take dropout
 MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "paper": (encoders.PaperEncoder, decoders.PaperDecoder),
     "conv": (encoders.ConvEncoder, decoders.ConvDecoder),
     "linear": (encoders.LinearEncoder, decoders.LinearDecoder),
     "pca": (encoders.PCAEncoder, decoders.PCADecoder),
 }
+MODELS_WITH_DROPOUT = ("linear",)  # the models whose encoder and decoder have dropout layers
 
 
 def build_model(config: Config, image_shape: tuple[int, int, int], num_classes: int) -> UCCModel:
-    """The UCC model of ``config.model``; no decoder is built at all when ``alpha == 1``."""
+    """The UCC model of ``config.model``; no decoder is built at all when ``alpha == 1``.
+
+    ``config.encoder_dropout`` goes to the encoder and decoder of the ``MODELS_WITH_DROPOUT``;
+    asking another model for ``encoder_dropout > 0`` is a ValueError, not a silent no-op.
+    """
     if config.model not in MODELS:
         raise ValueError(f"model={config.model!r} is unknown; choose one of {', '.join(MODELS)}")
+    has_dropout = config.model in MODELS_WITH_DROPOUT
+    if config.encoder_dropout > 0 and not has_dropout:
+        raise ValueError(
+            f"encoder_dropout={config.encoder_dropout} would do nothing: model={config.model!r} has no "
+            f"dropout layers; the models with dropout are {', '.join(MODELS_WITH_DROPOUT)}"
+        )
+    extra = {"dropout": config.encoder_dropout} if has_dropout else {}
     encoder_cls, decoder_cls = MODELS[config.model]
-    encoder = encoder_cls(image_shape, config.num_features, config.encoder_dropout)
-    decoder = (
-        decoder_cls(image_shape, config.num_features, config.encoder_dropout) if config.use_decoder else None
-    )
+    encoder = encoder_cls(image_shape, config.num_features, **extra)
+    decoder = decoder_cls(image_shape, config.num_features, **extra) if config.use_decoder else None
     return UCCModel(
         encoder,
         decoder,
@@ -49,4 +60,4 @@ def build_model(config: Config, image_shape: tuple[int, int, int], num_classes: 
     )
 
 
-__all__ = ["MODELS", "UCCModel", "UCCOutput", "build_model"]
+__all__ = ["MODELS", "MODELS_WITH_DROPOUT", "UCCModel", "UCCOutput", "build_model"]

@@ -1,9 +1,10 @@
 """Decoders ``f -> x``: ``(N, J)`` features back to ``(N, C, H, W)`` images, linear output.
 
 The images are standardised (mean 0, std 1), so every decoder ends linearly. ``PaperDecoder``
-mirrors the UCC feature extractor (UCC_NOTES 1.1): a dense layer to ``128 x H/4 x W/4`` and
-three pre-activation residual blocks with nearest-neighbour upsampling. Upsampling goes to
-the encoder's exact intermediate sizes, so odd sizes (28 -> 14 -> 7) round-trip too.
+mirrors the UCC feature extractor as in the authors' code: a dense layer to ``128 x H/4 x W/4``
+and three pre-activation residual blocks with nearest-neighbour upsampling. Upsampling goes to
+the encoder's exact intermediate sizes, so odd sizes (28 -> 14 -> 7) round-trip too. Only
+``LinearDecoder`` has dropout layers, so only it takes a ``dropout`` argument.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ class UpBlock(nn.Module):
 
 
 class PaperDecoder(nn.Module):
-    """The UCC decoder; 513,217 parameters at 28x28x1 with J=10 (UCC_NOTES 1.1)."""
+    """The UCC decoder; 513,217 parameters at 28x28x1 with J=10, as the authors' model."""
 
-    def __init__(self, image_shape: ImageShape, num_features: int, dropout: float = 0.0):
+    def __init__(self, image_shape: ImageShape, num_features: int):
         super().__init__()
         c, h, w = image_shape
         self.start = (128, downsampled(h, 2), downsampled(w, 2))
@@ -72,7 +73,7 @@ class PaperDecoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Mirror of ``ConvEncoder``: linear to ``64 x H/4 x W/4``, two upsample + conv stages."""
 
-    def __init__(self, image_shape: ImageShape, num_features: int, dropout: float = 0.0):
+    def __init__(self, image_shape: ImageShape, num_features: int):
         super().__init__()
         c, h, w = image_shape
         self.start = (64, downsampled(h, 2), downsampled(w, 2))
@@ -113,7 +114,7 @@ class LinearDecoder(nn.Module):
 class PCADecoder(nn.Module):
     """One linear layer back to pixels."""
 
-    def __init__(self, image_shape: ImageShape, num_features: int, dropout: float = 0.0):
+    def __init__(self, image_shape: ImageShape, num_features: int):
         super().__init__()
         self.shape = image_shape
         self.fc = nn.Linear(num_features, math.prod(image_shape))

@@ -1,9 +1,10 @@
 """Encoders ``x -> f``: ``(N, C, H, W)`` images to ``(N, J)`` features in (0, 1).
 
 Every encoder ends in a sigmoid so that the features lie in the KDE layer's support [0, 1].
-``PaperEncoder`` is the UCC feature extractor (UCC_NOTES 1.1): a pre-activation residual network
-of widths 16-32-64-128 with two stride-2 stages, no batch norm and no dropout, whose shortcuts
-widen by zero-padding channels; the others are baselines.
+``PaperEncoder`` is the UCC feature extractor of the authors' code (Oner et al., ICLR 2020): a
+pre-activation residual network of widths 16-32-64-128 with two stride-2 stages, no batch norm
+and no dropout, whose shortcuts widen by zero-padding channels; the others are baselines. Only
+``LinearEncoder`` has dropout layers, so only it takes a ``dropout`` argument.
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ class PreActBlock(nn.Module):
 
 
 class PaperEncoder(nn.Module):
-    """The UCC feature extractor; 358,848 parameters at 28x28x1 with J=10 (UCC_NOTES 1.1)."""
+    """The UCC feature extractor; 358,848 parameters at 28x28x1 with J=10, as the authors' model."""
 
-    def __init__(self, image_shape: ImageShape, num_features: int, dropout: float = 0.0):
+    def __init__(self, image_shape: ImageShape, num_features: int):
         super().__init__()
         c, h, w = image_shape
         self.stem = nn.Conv2d(c, 16, 3, padding=1)
@@ -79,7 +80,7 @@ class PaperEncoder(nn.Module):
 class ConvEncoder(nn.Module):
     """A small convolutional encoder: two stride-2 conv stages and a linear bottleneck."""
 
-    def __init__(self, image_shape: ImageShape, num_features: int, dropout: float = 0.0):
+    def __init__(self, image_shape: ImageShape, num_features: int):
         super().__init__()
         c, h, w = image_shape
         self.convs = nn.Sequential(
@@ -119,7 +120,7 @@ class LinearEncoder(nn.Module):
 class PCAEncoder(nn.Module):
     """One linear layer (a PCA-like baseline) followed by the sigmoid."""
 
-    def __init__(self, image_shape: ImageShape, num_features: int, dropout: float = 0.0):
+    def __init__(self, image_shape: ImageShape, num_features: int):
         super().__init__()
         self.fc = nn.Linear(math.prod(image_shape), num_features)
         init_weights(self)

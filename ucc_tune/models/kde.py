@@ -1,8 +1,8 @@
 """KDE pooling: a bag's instance features -> one smoothed histogram per feature.
 
 Oner, Lee, Sung, "Weakly Supervised Clustering by Exploiting Unique Class Count", ICLR 2020
-(formula as coded by the authors: UCC_NOTES 1.3). For features ``f[b, i, j]`` in (0, 1) and bin
-centres ``v_k = linspace(0, 1, num_bins)``::
+(formula as coded by the authors). For features ``f[b, i, j]`` in (0, 1) and bin centres
+``v_k = linspace(0, 1, num_bins)``::
 
     p~[b, j, k] = sum_i exp(-(v_k - f[b, i, j])^2 / (2 sigma^2))
     p[b, j, k]  = p~[b, j, k] / sum_k' p~[b, j, k']

@@ -1,7 +1,8 @@
-"""Command-line shells: ``python -m ucc_tune.train`` (and the config flags the search shares).
+"""``python -m ucc_tune.train``: one training run, no search.
 
 Thin by design: parse, build a validated ``Config`` before any work (bad input exits 2 with the
-``Config`` message), run, print. ``config_from_args`` is shared with the search command.
+``Config`` message), run, print. With ``--workers N`` the run is a Ray Train (DDP) job of N ranks;
+either way ``--out`` holds ``run.json``, ``metrics.jsonl`` and ``artifacts/``.
 """
 
 from __future__ import annotations
@@ -13,35 +14,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ucc_tune.config import Config, ConfigError, parse_assignments
+from ucc_tune.config import Config, ConfigError, add_config_arguments, config_values
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
-from ucc_tune.train import DDP_RUN_NAME, LocalSession, train
+from ucc_tune.schema import METRICS_FILE, RUN_FILE
+from ucc_tune.train.loop import train
+from ucc_tune.train.session import LocalSession
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set any Config field, e.g. --set alpha=0.5 --set dataset=mnist (repeatable)",
-    )
-    parser.add_argument("--config", type=Path, help="a JSON file of Config fields; --set overrides it")
-
-
-def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Config:
-    """``base`` < ``--config FILE`` < ``--set`` pairs; raises ``ConfigError`` on bad input."""
-    values: dict[str, Any] = dict(base or {})
-    if args.config is not None:
-        if not args.config.is_file():
-            raise ConfigError(f"--config {args.config}: no such file")
-        values.update(Config.from_json(args.config).to_dict())
-    values.update(parse_assignments(args.set))
-    return Config.from_dict(values)
-
-
-def build_train_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ucc_tune.train",
         description="Train one UCC model (no search) and evaluate its feature clustering.",
@@ -51,6 +32,9 @@ def build_train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     parser.add_argument(
         "--workers", type=int, help="Ray Train DDP workers (sets num_workers; 0 = this process)"
+    )
+    parser.add_argument(
+        "--gpus-per-worker", type=int, default=0, help="GPUs each DDP worker asks Ray for (with --workers)"
     )
     return parser
 
@@ -82,15 +66,20 @@ def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
     for key in sorted(k for k in metrics if k.startswith("test_") or k in ("val_ucc_acc", "cluster_acc")):
         value = metrics[key]
         print(f"  {key:28s} {value:.4f}" if isinstance(value, float) else f"  {key:28s} {value}")
-    print(f"run folder: {run_dir}  (metrics.jsonl, checkpoints, artifacts/)")
+    print(f"run folder: {run_dir}  ({RUN_FILE}, {METRICS_FILE}, checkpoints, artifacts/)")
 
 
-def train_main(argv: list[str] | None = None) -> int:
-    args = build_train_parser().parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        config = config_from_args(args)
+        values = config_values(args)
         if args.workers is not None:
-            config = Config.from_dict({**config.to_dict(), "num_workers": args.workers})
+            values["num_workers"] = args.workers
+        config = Config.from_dict(values)
+        if args.gpus_per_worker < 0 or (args.gpus_per_worker and config.num_workers < 1):
+            raise ConfigError(
+                f"--gpus-per-worker {args.gpus_per_worker}: give a count >= 0, and use it with --workers >= 1"
+            )
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -101,25 +90,28 @@ def train_main(argv: list[str] | None = None) -> int:
     from ucc_tune.provenance import provenance
 
     out.mkdir(parents=True, exist_ok=True)
-    record = {"config": config.to_dict(), "resume": args.resume, **provenance()}
-    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    record = {"config": config.to_dict(), "resume": args.resume, **provenance(argv)}
+    (out / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
     print(f"training {config.model} on {config.dataset} -> {out}", flush=True)
     try:
-        metrics = run_training(config, out, args.resume)
+        metrics = run_training(config, out, args.resume, args.gpus_per_worker)
     except (DatasetNotFoundError, BagSizeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print_summary(metrics, out / DDP_RUN_NAME if config.num_workers >= 1 else out)
+    print_summary(metrics, out)
     return 0
 
 
-def run_training(config: Config, out: Path, resume: bool) -> dict[str, Any]:
-
+def run_training(config: Config, out: Path, resume: bool, gpus_per_worker: int = 0) -> dict[str, Any]:
     if config.num_workers >= 1:
         from ucc_tune.tune import train_distributed  # the only module that imports Ray
 
-        return train_distributed(config, out, resume=resume, on_report=ProgressPrinter(config))
+        return train_distributed(config, out, resume, gpus_per_worker, on_report=ProgressPrinter(config))
     session = LocalSession(
         out, resume=resume, keep=config.keep_checkpoints, on_report=ProgressPrinter(config)
     )
     return train(config, session)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

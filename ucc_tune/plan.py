@@ -1,0 +1,148 @@
+"""The search plan: everything ``python -m ucc_tune.search`` decided, frozen before Ray starts.
+
+The search command resolves its flags into one ``SearchPlan`` (space, objectives, fixed config,
+resources, scheduler, storage, cluster); the Ray adapter (``ucc_tune.tune``) only translates it
+into Ray objects; ``search.json`` records it. The driver's copies of ``search.json``,
+``optuna.db`` and ``trials.parquet`` are kept in sync with a remote experiment here too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ucc_tune.schema import DRIVER_FILES, STUDY_FILE
+from ucc_tune.storage import Storage, is_uri
+
+GRACE_PERIOD = 2  # epochs every trial runs before ASHA may stop it
+REDUCTION_FACTOR = 3  # ASHA keeps 1/this of the trials at each rung
+TRIAL_DRIVER_CPU = 0.05  # what a DDP trial's own process holds: it only drives a TorchTrainer
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each trial asks for. In-process trials (``workers == 0``) hold ``cpus`` and
+    ``gpus`` themselves; fractions of a GPU let several small trials share one. DDP trials
+    (``workers >= 1``) run ``workers`` Ray Train ranks holding ``cpus`` and ``gpus`` (a whole
+    number) each, and the trial's own process holds ``TRIAL_DRIVER_CPU``."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.cpus > 0:
+            raise ValueError(f"--cpus-per-trial {self.cpus:g}: must be > 0")
+        if self.gpus < 0:
+            raise ValueError(f"--gpus-per-trial {self.gpus:g}: must be >= 0")
+        if self.workers < 0:
+            raise ValueError(f"--workers-per-trial {self.workers}: must be >= 0 (0 runs in-process)")
+        if self.workers >= 1 and not float(self.gpus).is_integer():
+            raise ValueError(
+                f"--gpus-per-trial {self.gpus:g} with --workers-per-trial {self.workers}: a DDP rank "
+                "needs whole GPUs (fractions are for in-process trials, --workers-per-trial 0)"
+            )
+
+    @property
+    def threads(self) -> int:
+        """torch threads of a trial or rank: its whole CPUs, at least one."""
+        return max(1, math.floor(self.cpus))
+
+    @property
+    def trial(self) -> dict[str, float]:
+        """The resources of the trial's own process."""
+        if self.workers == 0:
+            return {"CPU": self.cpus, "GPU": self.gpus}
+        return {"CPU": TRIAL_DRIVER_CPU, "GPU": 0.0}
+
+    @property
+    def worker(self) -> dict[str, float]:
+        """The resources of each Ray Train rank (DDP trials only)."""
+        return {"CPU": self.cpus, "GPU": self.gpus} if self.workers else {}
+
+    @property
+    def per_trial(self) -> dict[str, float]:
+        """Everything one trial holds while it runs: its process plus its ranks."""
+        n = self.workers
+        return {"CPU": self.trial["CPU"] + n * self.cpus, "GPU": self.trial["GPU"] + n * self.gpus}
+
+    def concurrency(self, cluster: dict[str, float]) -> int:
+        """How many trials fit the cluster's CPUs and GPUs at once (at least one)."""
+        fits = [
+            math.floor(cluster.get(kind, 0.0) / need + 1e-9)
+            for kind, need in self.per_trial.items()
+            if need > 0
+        ]
+        return max(1, min(fits))
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """One search, resolved and validated. ``fixed`` holds the ``Config`` values every trial
+    shares (``--config``/``--set`` and what the resources imply); ``searched`` the parameter
+    names the space was seen to suggest."""
+
+    name: str
+    storage: str  # where Ray keeps experiments: a folder or a URI
+    experiment_uri: str  # the experiment in that storage
+    experiment_dir: Path  # the experiment when local; the driver's copy of its files when remote
+    space: str  # a name in ucc_tune.spaces.SPACES or an absolute .py path
+    searched: tuple[str, ...]
+    fixed: dict[str, Any]
+    metrics: tuple[str, ...]
+    modes: tuple[str, ...]
+    num_samples: int
+    scheduler: str  # "asha" or "fifo"
+    epochs: int  # of every trial (space constants and --set applied)
+    keep_checkpoints: int
+    resources: Resources = field(default_factory=Resources)
+    max_concurrent: int | None = None  # None: as many as the cluster fits
+    grace_period: int = GRACE_PERIOD
+    reduction_factor: int = REDUCTION_FACTOR
+    max_failures: int = 1
+    seed: int = 0
+    resume: bool = False
+    address: str | None = None  # a running cluster to join; None starts a local one
+    num_cpus: int | None = None  # of the local cluster
+    dashboard: bool = False
+    dashboard_host: str = "127.0.0.1"
+
+    @property
+    def remote(self) -> bool:
+        return is_uri(self.storage)
+
+    @property
+    def study_url(self) -> str:
+        return f"sqlite:///{self.experiment_dir / STUDY_FILE}"
+
+    def record(self) -> dict[str, Any]:
+        """The plan as ``search.json`` holds it."""
+        out = asdict(self)
+        out["experiment_dir"] = str(self.experiment_dir)
+        out["resources"] = {**asdict(self.resources), "trial": self.resources.trial,
+                            "worker": self.resources.worker}  # fmt: skip
+        return out
+
+
+def publish(plan: SearchPlan, *names: str) -> None:
+    """Copy the driver's files (default: all of ``DRIVER_FILES``) from the local copy of a remote
+    experiment to its storage; nothing to do for a local one."""
+    if not plan.remote:
+        return
+    storage = Storage(plan.experiment_uri)
+    for name in names or DRIVER_FILES:
+        if (plan.experiment_dir / name).is_file():
+            storage.upload(plan.experiment_dir / name, name)
+
+
+def fetch_driver_files(plan: SearchPlan) -> None:
+    """Before resuming a remote experiment: bring its driver files to the local copy when the
+    copy lacks them (a new machine, a cleared cache)."""
+    if not plan.remote:
+        return
+    storage = Storage(plan.experiment_uri)
+    for name in DRIVER_FILES:
+        if not (plan.experiment_dir / name).exists() and storage.exists(name):
+            storage.download(plan.experiment_dir / name, name)

@@ -1,0 +1,229 @@
+"""The facts every part of ucc-tune shares; no torch, no Ray.
+
+- the metrics a run reports, each with its direction in one explicit table (``DIRECTIONS``);
+- the objectives a search may optimise (``OBJECTIVES``);
+- the names of the files a run, a trial and an experiment consist of;
+- ``last_and_best`` of a metric history, and **one** function, ``trial_row``, that turns what is
+  known of a trial (its config, its ``metrics.jsonl`` rows, an error, Ray's state) into a row of
+  ``trials.parquet`` with **one** status rule (``trial_status``). The search command and
+  ``python -m analysis`` both build their tables here, so the two tables have the same columns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from ucc_tune.config import CLUSTER_METHODS, Config, ConfigError, field_names
+
+Direction = Literal["max", "min"]
+
+# --- metrics ----------------------------------------------------------------------------------
+
+# every key of a per-epoch report; None: a counter, not something to optimise
+EPOCH_METRICS: dict[str, Direction | None] = {
+    "epoch": None,  # 0-based
+    "epochs_done": None,  # 1-based: ASHA's time attribute
+    "train_loss": "min",
+    "train_ucc_loss": "min",
+    "train_recon_loss": "min",
+    "train_rcc_loss": "min",
+    "train_consistency_loss": "min",
+    "val_ucc_acc": "max",
+    "val_loss": "min",
+    "cluster_acc": "max",
+    "cluster_nmi": "max",
+    "cluster_ari": "max",
+    "js_min": "max",
+    "js_mean": "max",
+    "cluster_eval_epoch": None,
+    "time_s": "min",  # training time of the run, resumed runs included
+    "instances_per_s": "max",
+}
+METRIC_NAMES: tuple[str, ...] = tuple(EPOCH_METRICS)
+# the metrics of a trial's history that get last_<name> and best_<name> columns
+REPORTED: tuple[str, ...] = tuple(name for name, d in EPOCH_METRICS.items() if d is not None)
+
+# clustering scores computed for every method at the end of a run (``test_<method>_<score>``)
+CLUSTER_SCORES: tuple[str, ...] = (
+    "acc", "acc_paper", "nmi", "ari", "ami", "homogeneity", "completeness", "v_measure",
+)  # fmt: skip
+JS_SCORES: tuple[str, ...] = ("js_min", "js_mean", "js_max")
+TEST_METRICS: dict[str, Direction] = {
+    **{f"test_{m}_{s}": "max" for m in CLUSTER_METHODS for s in CLUSTER_SCORES},
+    **{f"test_{s}": "max" for s in JS_SCORES},
+}
+DIRECTIONS: dict[str, Direction | None] = {**EPOCH_METRICS, **TEST_METRICS}
+
+# what a search may optimise: per-epoch metrics with a direction that say something about quality
+OBJECTIVES: tuple[str, ...] = (
+    "cluster_acc", "cluster_nmi", "cluster_ari", "js_min", "js_mean", "val_ucc_acc", "val_loss",
+)  # fmt: skip
+
+
+def metric_direction(name: str) -> Direction:
+    """``"max"`` or ``"min"``: which values of metric ``name`` are better."""
+    direction = DIRECTIONS.get(name)
+    if direction is None:
+        ranked = sorted(k for k, v in DIRECTIONS.items() if v is not None)
+        raise ValueError(f"metric {name!r} has no direction; metrics with one: {', '.join(ranked)}")
+    return direction
+
+
+def last_and_best(history: Iterable[Mapping[str, Any]], names: Iterable[str]) -> dict[str, float]:
+    """``last_<name>`` and ``best_<name>`` (by ``metric_direction``) of each metric over a run's
+    rows; NaN where a metric was never reported. Non-numbers and NaN values are skipped."""
+    rows = list(history)
+    out: dict[str, float] = {}
+    for name in names:
+        values = [float(v) for r in rows if _is_number(v := r.get(name)) and math.isfinite(float(v))]
+        pick = min if metric_direction(name) == "min" else max
+        out[f"last_{name}"] = values[-1] if values else math.nan
+        out[f"best_{name}"] = pick(values) if values else math.nan
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# --- files ------------------------------------------------------------------------------------
+
+METRICS_FILE = "metrics.jsonl"  # one JSON line per reported epoch, in every run and trial folder
+RUN_FILE = "run.json"  # a run's or trial's metadata: trial id, config, placement of its ranks
+CONFIG_FILE = "config.json"  # a resolved Config (beside artifacts and in checkpoints)
+ARTIFACTS_DIR = "artifacts"  # final artifacts of a run: the files below
+JS_FILE = "js.npz"
+TEST_FEATURES_FILE = "test_features.npz"
+RECONSTRUCTIONS_FILE = "reconstructions.png"
+CHECKPOINT_STATE_FILE = "state.pt"
+SEARCH_FILE = "search.json"  # what a search ran: plan, versions, git commit (written once)
+STUDY_FILE = "optuna.db"  # the Optuna study (SQLite)
+TRIALS_FILE = "trials.parquet"  # one row per trial (``trial_row``)
+TRAIN_RUNS_DIR = "train_runs"  # Ray Train runs of DDP trials, one ``train-<trial id>`` each
+DDP_RUN_NAME = "ray_train"  # a ``python -m ucc_tune.train --workers N`` run's Ray Train folder
+DRIVER_FILES = (SEARCH_FILE, STUDY_FILE, TRIALS_FILE)  # kept by the search's driver
+
+
+def read_history(text: str, notes: list[str] | None = None, source: str = "") -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl``, one per epoch in epoch order.
+
+    A damaged line (a driver killed mid-write) is skipped with a note; an epoch reported twice
+    (a trial that resumed from an older checkpoint ran it again) keeps its latest row.
+    """
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or not _is_number(row.get("epoch")):
+            if notes is not None:
+                notes.append(f"{source}: line {number} is not a metrics row (truncated?); skipped")
+            continue
+        by_epoch[int(row["epoch"])] = row
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+# --- trials -----------------------------------------------------------------------------------
+
+STATUSES = ("TERMINATED", "STOPPED", "ERROR", "RUNNING", "PENDING")
+TRIAL_COLUMNS = ("experiment", "trial_id", "trial_dir", "status", "error", "epochs_run", "wall_time_s")
+
+
+def trial_status(error: bool, epochs_run: int, planned_epochs: int | None, ray_status: str | None) -> str:
+    """The one status rule of a trial.
+
+    ``ERROR``: it raised (or Ray says so). ``RUNNING``/``PENDING``: Ray says it is running or
+    waiting (``PAUSED`` counts as waiting). Otherwise it has ended: ``TERMINATED`` when it ran
+    every planned epoch, ``STOPPED`` when it ended before (a scheduler such as ASHA stopped it),
+    and ``PENDING`` when it never reported an epoch.
+    """
+    if error or ray_status == "ERROR":
+        return "ERROR"
+    if ray_status == "RUNNING":
+        return "RUNNING"
+    if ray_status in ("PENDING", "PAUSED"):
+        return "PENDING"
+    if planned_epochs is not None and epochs_run >= planned_epochs:
+        return "TERMINATED"
+    return "STOPPED" if epochs_run > 0 else "PENDING"
+
+
+def resolve_config(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every ``Config`` field of a trial: the resolved config when ``values`` make a valid one,
+    else the known values as given and None for the rest (a row is never lost to a bad config)."""
+    known = {k: v for k, v in values.items() if k in Config.__dataclass_fields__}
+    try:
+        return Config.from_dict(known).to_dict()
+    except ConfigError:
+        return {**dict.fromkeys(field_names()), **known}
+
+
+def trial_row(
+    experiment: str,
+    trial_id: str,
+    trial_dir: str,
+    config: Mapping[str, Any],
+    history: list[dict[str, Any]],
+    error: str | None = None,
+    ray_status: str | None = None,
+) -> dict[str, Any]:
+    """One row of ``trials.parquet``: ``TRIAL_COLUMNS``, every ``Config`` field, ``last_`` and
+    ``best_`` of every ``REPORTED`` metric and the final ``test_*`` scores.
+
+    ``history`` holds the trial's per-epoch rows (``read_history``); ``wall_time_s`` is the
+    training time of its last row.
+    """
+    resolved = resolve_config(config)
+    epochs_run = max((int(r["epoch"]) + 1 for r in history), default=0)
+    planned = resolved.get("epochs")
+    last = history[-1] if history else {}
+    row: dict[str, Any] = {
+        "experiment": experiment,
+        "trial_id": trial_id,
+        "trial_dir": trial_dir,
+        "status": trial_status(error is not None, epochs_run, planned, ray_status),
+        "error": error,
+        "epochs_run": epochs_run,
+        "wall_time_s": float(last["time_s"]) if _is_number(last.get("time_s")) else math.nan,
+        **resolved,
+        **last_and_best(history, REPORTED),
+    }
+    row.update({k: float(v) for k, v in last.items() if k.startswith("test_") and _is_number(v)})
+    return row
+
+
+def trials_frame(rows: list[dict[str, Any]]) -> Any:
+    """The rows as a pandas DataFrame with one dtype per column: ``Config`` fields in their own
+    types (nullable where missing), strings as strings, metrics as float64."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=_columns(rows))
+    kinds = {int: "Int64", float: "float64", bool: "boolean", str: "string"}
+    for name, tp in typing.get_type_hints(Config).items():
+        frame[name] = frame[name].astype(kinds.get(tp, "string"))
+    for name in ("experiment", "trial_id", "trial_dir", "status", "error"):
+        frame[name] = frame[name].astype("string")
+    frame["epochs_run"] = frame["epochs_run"].astype("Int64")
+    config = set(field_names())  # test_fraction is a Config field, not a test score
+    metrics = [
+        c
+        for c in frame
+        if c not in config and (c.startswith(("last_", "best_", "test_")) or c == "wall_time_s")
+    ]
+    frame[metrics] = frame[metrics].astype("float64")
+    return frame
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Fixed columns first, then the test scores some trials have (in first-seen order)."""
+    fixed = [*TRIAL_COLUMNS, *field_names()]
+    fixed += [f"{k}_{m}" for m in REPORTED for k in ("last", "best")]
+    extra = dict.fromkeys(k for row in rows for k in row if k not in fixed)
+    return fixed + list(extra)

@@ -1,0 +1,160 @@
+"""Search spaces: the named ones in ``search_spaces/`` and a user's own ``.py`` file.
+
+A space is a module with ``def space(trial) -> dict`` (define-by-run: it calls
+``trial.suggest_*`` with ``Config`` field names and returns constants to fix), and optionally
+``GRID`` (parameter -> values: searched exhaustively, one trial per point) and ``NUM_SAMPLES``
+(its default budget). ``load_space`` reads one; ``probe`` checks, before anything runs, that
+its trials make valid ``Config``s; ``SpaceWithConstants`` and ``make_sampler`` are what the
+Optuna searcher gets. Loading a user's file runs that file's code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import optuna
+
+from ucc_tune.config import Config, field_names
+
+SpaceFn = Callable[[Any], dict[str, Any]]
+DEFAULT_SAMPLES = 8  # trials of a space that names no NUM_SAMPLES and no GRID
+PROBE_TRIALS = 32  # random trials drawn by ``probe`` to find every (conditional) parameter
+
+# name -> module: one entry per file in search_spaces/
+SPACES: dict[str, str] = {
+    "alpha_sweep": "search_spaces.alpha_sweep",
+    "bag_size": "search_spaces.bag_size",
+    "kde_bandwidth": "search_spaces.kde_bandwidth",
+    "loss_weights": "search_spaces.loss_weights",
+    "full": "search_spaces.full",
+    "smoke": "search_spaces.smoke",
+}
+
+
+class SpaceError(ValueError):
+    """A space that cannot be used: unknown name, missing file, no ``space`` function, or
+    trials that do not make a valid ``Config``."""
+
+
+@dataclass(frozen=True)
+class Space:
+    """A loaded space: where it came from (a name or an absolute path) and what it defines."""
+
+    source: str
+    fn: SpaceFn
+    grid: dict[str, list[Any]] | None
+    num_samples: int
+
+    @property
+    def label(self) -> str:
+        """The name, or the file's stem: what experiment names start with."""
+        return Path(self.source).stem
+
+
+def _module(name_or_path: str) -> ModuleType:
+    if name_or_path in SPACES:
+        return importlib.import_module(SPACES[name_or_path])
+    path = Path(name_or_path)
+    if path.suffix != ".py":
+        raise SpaceError(
+            f"unknown search space {name_or_path!r}; choose one of {', '.join(SPACES)} or a .py file"
+        )
+    if not path.is_file():
+        raise SpaceError(f"search space file {str(path)!r} does not exist")
+    spec = importlib.util.spec_from_file_location(f"user_space_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_space(name_or_path: str) -> Space:
+    """A registered space by name, or a ``.py`` file (its code is run)."""
+    module = _module(name_or_path)
+    fn = getattr(module, "space", None)
+    if not callable(fn):
+        raise SpaceError(f"{name_or_path} must define `def space(trial) -> dict`")
+    grid = getattr(module, "GRID", None)
+    grid = {k: list(v) for k, v in grid.items()} if grid else None
+    points = 1
+    for values in (grid or {}).values():
+        points *= len(values)
+    num_samples = int(getattr(module, "NUM_SAMPLES", points if grid else DEFAULT_SAMPLES))
+    source = name_or_path if name_or_path in SPACES else str(Path(name_or_path).resolve())
+    return Space(source, fn, grid, num_samples)
+
+
+def get_space(name_or_path: str) -> SpaceFn:
+    """The ``space`` function of a name or a ``.py`` file."""
+    return load_space(name_or_path).fn
+
+
+def probe(space: Space, fixed: Mapping[str, Any], user_set: set[str]) -> tuple[list[str], Config]:
+    """Draw ``PROBE_TRIALS`` random trials (and every grid point) from a throwaway study: every
+    name must be a ``Config`` field, every trial with ``fixed`` must make a valid ``Config``,
+    and ``user_set`` (the ``--set`` keys) may not name a searched parameter. Returns the
+    searched parameter names and the Config of the first trial (raises ``SpaceError`` or
+    ``ConfigError``)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = make_sampler(space, 1, seed=0) if space.grid else optuna.samplers.RandomSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    searched: set[str] = set()
+    first: Config | None = None
+    for _ in range(min(space.num_samples, PROBE_TRIALS) if space.grid else PROBE_TRIALS):
+        trial = study.ask()
+        constants = space.fn(trial) or {}
+        clash = sorted(user_set & set(trial.params))
+        if clash:
+            raise SpaceError(
+                f"--set {', '.join(clash)}: the space searches it; drop the --set or use another space"
+            )
+        values = {**constants, **fixed, **trial.params}
+        unknown = sorted(set(values) - set(field_names()))
+        if unknown:
+            raise SpaceError(f"the space sets unknown key(s) {', '.join(unknown)}; use Config field names")
+        config = Config.from_dict(values)
+        first = first or config
+        searched |= set(trial.params)
+        study.tell(trial, 0.0)
+    assert first is not None
+    return sorted(searched), first
+
+
+class SpaceWithConstants:
+    """A space plus the fixed ``--set`` values as constants of every trial: what the Optuna
+    searcher calls for each trial. ``fixed`` overrides the constants a space returns (its
+    default budget, say); ``probe`` has made sure it names no searched parameter.
+
+    Holds the space's source, not its function, so that the searcher pickles (Tune saves it)
+    and a restored search loads the same space again.
+    """
+
+    def __init__(self, source: str, fixed: Mapping[str, Any]):
+        self.source, self.fixed = source, dict(fixed)
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        return {**(get_space(self.source)(trial) or {}), **self.fixed}
+
+
+class TuneGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its ``study.stop()`` once the grid is done: that call only
+    works inside ``study.optimize``; under Tune, ``--num-samples`` decides when to stop."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        return None
+
+
+def make_sampler(space: Space, num_objectives: int, seed: int) -> optuna.samplers.BaseSampler:
+    """A grid sampler when the space defines ``GRID``, else seeded TPE for one objective and
+    NSGA-II for several."""
+    if space.grid:
+        return TuneGridSampler(space.grid, seed=seed)
+    if num_objectives > 1:
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)

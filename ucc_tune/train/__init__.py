@@ -1,0 +1,24 @@
+"""Training: ``train(config, session)``, the one loop that runs in a test, a notebook, an
+in-process Tune trial and every rank of a Ray Train (DDP) job.
+
+- ``loop``: setup, the epoch, validation, clustering evaluation, ``train``;
+- ``session``: the ``Session`` protocol, ``LocalSession`` and ``RunFolder`` (the files of a run);
+- ``checkpoint``: exact-resume checkpoints;
+- ``artifacts``: the final artifacts;
+- ``__main__``: ``python -m ucc_tune.train``.
+"""
+
+from ucc_tune.train.loop import NonFiniteLossError, Run, setup, train
+from ucc_tune.train.session import LocalSession, RunFolder, Session, placement, resolve_device
+
+__all__ = [
+    "LocalSession",
+    "NonFiniteLossError",
+    "Run",
+    "RunFolder",
+    "Session",
+    "placement",
+    "resolve_device",
+    "setup",
+    "train",
+]

@@ -1,0 +1,164 @@
+"""What ``train`` needs from its surroundings, and the plain local implementation.
+
+A run, wherever it runs, owns one folder with the same files (``ucc_tune.schema``):
+``run.json`` (trial id, config, where each rank ran), ``metrics.jsonl`` (one line per epoch),
+``artifacts/`` (the final evaluation). ``RunFolder`` writes them into a local folder or any
+``Storage`` location; ``LocalSession`` adds ``checkpoints/epoch_NNNN/`` beside them. The Ray
+sessions (an in-process Tune trial, a Ray Train rank) live in ``ucc_tune.tune``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from ucc_tune.schema import ARTIFACTS_DIR, CHECKPOINT_STATE_FILE, METRICS_FILE, RUN_FILE
+from ucc_tune.storage import Storage
+
+
+class Session(Protocol):
+    """What ``train`` needs from its surroundings (local folder, Tune trial, Ray Train rank)."""
+
+    rank: int
+    world_size: int
+
+    def device(self, requested: str) -> torch.device:
+        """The device this rank trains on for ``Config.device`` (``auto``, ``cpu``, ``cuda``),
+        decided here, where the model runs."""
+        ...
+
+    def start(self, config: dict[str, Any], device: torch.device) -> None:
+        """Record the run's config and where this rank runs (a collective under DDP)."""
+        ...
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None: ...
+
+    def latest_checkpoint(self) -> str | None: ...
+
+    def prepare_model(self, model: nn.Module) -> nn.Module: ...
+
+    def artifacts(self) -> AbstractContextManager[Path | None]:
+        """A local folder to write the final artifacts into; where they end up is the session's
+        business (a folder, a trial folder in remote storage); ``None`` skips them."""
+        ...
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto``: CUDA when this process sees a usable GPU, else the CPU (a GPU that a scheduler
+    only declared, with no CUDA behind it, means the CPU); ``cuda`` without one is an error."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "device='cuda' was asked for but torch sees no usable CUDA device in this process "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); "
+            "use device=auto or device=cpu"
+        )
+    return torch.device(requested)
+
+
+def placement(rank: int, world_size: int, device: torch.device, **extra: Any) -> dict[str, Any]:
+    """Where one rank runs: host, device, visible GPUs; ``extra`` adds what a scheduler gave it."""
+    return {
+        "rank": rank,
+        "world_size": world_size,
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "device": str(device),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        **extra,
+    }
+
+
+class RunFolder:
+    """The files of one run in ``location`` (a local folder or a storage URI)."""
+
+    def __init__(self, location: str | Path):
+        self.storage = Storage(location)
+
+    def update_info(self, **values: Any) -> None:
+        """Merge ``values`` into ``run.json`` (what the command line wrote there stays)."""
+        storage = self.storage
+        info = json.loads(storage.read_text(RUN_FILE)) if storage.exists(RUN_FILE) else {}
+        info.update(values)
+        storage.write_text(json.dumps(info, indent=2, default=str) + "\n", RUN_FILE)
+
+    def append_metrics(self, metrics: dict[str, Any]) -> None:
+        self.storage.append_text(json.dumps(metrics) + "\n", METRICS_FILE)
+
+    def artifacts(self) -> AbstractContextManager[Path | None]:
+        return self.storage.staged(ARTIFACTS_DIR)
+
+
+@dataclass
+class LocalSession:
+    """Runs in this process: ``run.json``, ``metrics.jsonl``, ``checkpoints/epoch_NNNN/`` and
+    ``artifacts/`` in ``out_dir``.
+
+    With ``resume=True`` the newest complete checkpoint in ``out_dir`` is continued from.
+    ``on_report`` (e.g. a progress printer) sees every reported dict.
+    """
+
+    out_dir: Path
+    resume: bool = False
+    keep: int = 2
+    on_report: Callable[[dict[str, Any]], None] | None = None
+    rank: int = 0
+    world_size: int = 1
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.folder = RunFolder(self.out_dir)
+
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    def device(self, requested: str) -> torch.device:
+        return resolve_device(requested)
+
+    def start(self, config: dict[str, Any], device: torch.device) -> None:
+        self.folder.update_info(config=config, placement=[placement(0, 1, device)])
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        if checkpoint_dir is not None:
+            name = f"epoch_{int(metrics['epoch']):04d}"
+            tmp = self.checkpoint_root / f".tmp-{name}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(checkpoint_dir, tmp)
+            shutil.rmtree(self.checkpoint_root / name, ignore_errors=True)
+            os.replace(tmp, self.checkpoint_root / name)  # atomic: a folder is complete or absent
+            for old in self._checkpoints()[: -self.keep]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.folder.append_metrics(metrics)
+        self.history.append(metrics)
+        if self.on_report is not None:
+            self.on_report(metrics)
+
+    def _checkpoints(self) -> list[Path]:
+        if not self.checkpoint_root.exists():
+            return []
+        found = self.checkpoint_root.glob("epoch_*")
+        return sorted(p for p in found if (p / CHECKPOINT_STATE_FILE).exists())
+
+    def latest_checkpoint(self) -> str | None:
+        found = self._checkpoints() if self.resume else []
+        return str(found[-1]) if found else None
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def artifacts(self) -> AbstractContextManager[Path | None]:
+        return self.folder.artifacts()
