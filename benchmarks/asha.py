@@ -7,7 +7,7 @@ reduction factor 3, so with 9 epochs its rungs are after 1 and 3 epochs. Compute
 trial-epochs: FIFO runs every trial to the end; ASHA stops poor ones at its rungs. The question
 is whether ASHA's best trial comes within 0.01 of FIFO's best cluster accuracy, and with what
 share of FIFO's trial-epochs.
-Target (issue 7): within 0.01 using at most 40% of FIFO's trial-epochs.
+Target: within 0.01 using at most 40% of FIFO's trial-epochs.
 """
 
 from __future__ import annotations

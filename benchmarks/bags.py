@@ -1,7 +1,7 @@
 """Bag sampler throughput: instances per second on ``digits`` and on an MNIST-shaped array.
 
 Run: ``.venv/bin/python -m benchmarks.bags``. Writes ``benchmarks/results/bags.json``.
-Target (issue 2): at least 500,000 instances/s for the MNIST shape (20 bags of 32, 28x28) on
+Target: at least 500,000 instances/s for the MNIST shape (20 bags of 32, 28x28) on
 the 2-core development machine, images gathered into the batch tensor included.
 """
 
@@ -16,8 +16,8 @@ import torch
 
 from benchmarks.common import write_results
 from ucc_tune.config import Config
-from ucc_tune.data import load_data
 from ucc_tune.data.bags import BagSampler, gather
+from ucc_tune.data.loading import load_data
 
 TARGET_MNIST = 500_000
 

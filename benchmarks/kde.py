@@ -26,7 +26,7 @@ SIZES = {"paper": (20, 32, 10, 11, 0.1), "large": (64, 64, 64, 21, 0.0167)}
 
 
 def reference(features: torch.Tensor, num_bins: int, sigma: float) -> torch.Tensor:
-    """The formula as one broadcast, nothing else (UCC_NOTES 1.3)."""
+    """The paper's KDE formula as one broadcast, nothing else."""
     bins = torch.linspace(0, 1, num_bins, device=features.device, dtype=features.dtype)
     density = torch.exp(-((bins - features.unsqueeze(-1)) ** 2) / (2 * sigma**2)).sum(1)  # (B, J, bins)
     return density / density.sum(-1, keepdim=True)

@@ -4,7 +4,7 @@ Run: ``.venv/bin/python -m benchmarks.quality_digits [--seeds 0 1 2]``.
 Writes ``benchmarks/results/quality_digits.json``: per seed the test k-means and spectral
 cluster accuracy, NMI, ARI, ``js_min`` and wall time; their means; and the raw-pixel k-means
 baseline computed in the same run on the same test split.
-Target (issue 4): mean test k-means accuracy >= 0.93 within 5 minutes per run on 2 cores.
+Target: mean test k-means accuracy >= 0.93 within 5 minutes per run on 2 cores.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmarks.common import write_results
 from ucc_tune.config import Config, parse_assignments
-from ucc_tune.data import load_data
+from ucc_tune.data.loading import load_data
 from ucc_tune.evaluation import cluster
 from ucc_tune.metrics import clustering_scores
 from ucc_tune.train import LocalSession, train

@@ -17,7 +17,7 @@ at the end waiting for a long trial, which would count as overhead.
   start (Tune's ``time_total_s`` minus our ``time_s``), and whether the trial ran in a process
   that an earlier trial had used (Tune's ``reuse_actors``).
 Cluster start-up (``ray.init``) is reported on its own.
-Target (issue 7): in-process trial overhead below 10% of a 1-minute trial. With
+Target: in-process trial overhead below 10% of a 1-minute trial. With
 ``--workers-per-trial 1`` every trial is a Ray Train ``TorchTrainer`` run of one worker instead
 (results in ``search_overhead_ray_train.json``): its overhead is documented, not targeted.
 """
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         from ucc_tune import search
 
         start = time.perf_counter()
-        # with the dashboard: Train V2 cleans placement groups through the State API (RAY_NOTES 6)
+        # with the dashboard: Ray Train V2 cleans up placement groups through the State API
         ray.init(
             address="local", num_cpus=2, include_dashboard=args.workers_per_trial > 0, configure_logging=False
         )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +46,41 @@ def ray_cluster() -> Iterator[None]:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _marked_environment() -> Iterator[dict[str, str]]:
+    """An environment whose every descendant process can be found (and killed) afterwards."""
+    marker = f"UCC_TUNE_TEST_{uuid.uuid4().hex}"
+    env = {**os.environ, marker: "1", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    try:
+        yield env
+    finally:
+        for pid in processes_with(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def marked_env() -> Iterator[dict[str, str]]:
+    with _marked_environment() as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def module_marked_env() -> Iterator[dict[str, str]]:
+    with _marked_environment() as env:
+        yield env
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if f"{marker}=1".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

@@ -38,7 +38,7 @@ def test_class_distributions_and_js_follow_the_paper() -> None:
     assert distributions.shape == (3, 2, 11) and classes.tolist() == [0, 1, 2]
     np.testing.assert_allclose(distributions.sum(-1), 1.0, rtol=1e-6)
     matrix = evaluation.js_of_classes(distributions)
-    # a class's vector is its (J, bins) block divided by J (mass 1), as UCC_NOTES 4.2
+    # a class's vector is its (J, bins) block divided by J (mass 1), as in the paper
     want = js_divergence(distributions[0].ravel() / 2, distributions[1].ravel() / 2)
     assert matrix[0, 1] == pytest.approx(want)
     # classes 0 and 1 share feature 2's distribution, so they are closer than 0 and 2

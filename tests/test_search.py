@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -12,8 +11,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -158,32 +155,6 @@ def test_bad_input_exits_2_before_ray_starts(
 
 
 # --- subprocess tests: a driver of its own, cleaned up by PID afterwards ---------------------------
-
-
-@pytest.fixture
-def marked_env() -> Iterator[dict[str, str]]:
-    """An environment whose every descendant process can be found (and killed) afterwards."""
-    marker = f"UCC_TUNE_TEST_{uuid.uuid4().hex}"
-    env = {**os.environ, marker: "1", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
-    try:
-        yield env
-    finally:
-        for pid in processes_with(marker):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if f"{marker}=1".encode() in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def start_search(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from ucc_tune import train as train_module
-from ucc_tune.cli import train_main
 from ucc_tune.config import Config
-from ucc_tune.train import METRIC_NAMES, LocalSession, NonFiniteLossError, train
+from ucc_tune.schema import METRIC_NAMES
+from ucc_tune.train import LocalSession, NonFiniteLossError, train
+from ucc_tune.train import loop as train_module
+from ucc_tune.train.__main__ import main as train_main
 
 TIMING = {"time_s", "instances_per_s"}
 
@@ -108,6 +109,8 @@ def test_resume_continues_exactly(tmp_path: Path, config: Config) -> None:
     want = read_jsonl(tmp_path / "straight" / "metrics.jsonl")
     got = read_jsonl(tmp_path / "resumed" / "metrics.jsonl")
     assert [r["epoch"] for r in got] == [0, 1, 2]
+    # time_s counts the training time of the run it resumed too: it only grows
+    assert got[0]["time_s"] < got[1]["time_s"] < got[2]["time_s"]
     for a, b in zip(want, got, strict=True):
         assert {k: v for k, v in a.items() if k not in TIMING} == {
             k: v for k, v in b.items() if k not in TIMING
@@ -153,6 +156,8 @@ def test_cli_trains_and_records_what_ran(tmp_path: Path, capsys: pytest.CaptureF
     record = json.loads((out / "run.json").read_text())
     assert record["config"]["model"] == "linear" and record["config"]["epochs"] == 1
     assert record["versions"]["torch"] and "git_commit" in record
+    (rank,) = record["placement"]  # merged into what the command line wrote
+    assert rank["rank"] == 0 and rank["world_size"] == 1 and rank["device"] == "cpu"
 
 
 def test_training_steps_never_wait_for_the_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

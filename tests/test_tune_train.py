@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ucc_tune.train import METRIC_NAMES
-from ucc_tune.tune import DDP_RUN_NAME, train_distributed
+from ucc_tune.schema import DDP_RUN_NAME, METRIC_NAMES
+from ucc_tune.tune import train_distributed
 
 from .test_train import tiny
 
@@ -29,13 +29,16 @@ def latest_state(run_dir: Path) -> dict:
 def test_two_worker_run_reports_checkpoints_and_resumes(ray_cluster: None, tmp_path: Path) -> None:
     config = tiny(num_workers=2, epochs=2)
     final = train_distributed(config, tmp_path)
-    run_dir = tmp_path / DDP_RUN_NAME
-    first = rows(run_dir)
+    run_dir = tmp_path / DDP_RUN_NAME  # the Train run: checkpoints
+    first = rows(tmp_path)  # the run's files: the same layout as a run in this process
     assert [r["epoch"] for r in first] == [0, 1]
     for row in first:
         assert set(METRIC_NAMES) <= set(row)
     assert "test_kmeans_acc" in final and "test_spectral_acc" in final
-    assert (run_dir / "artifacts" / "js.npz").exists()
+    assert (tmp_path / "artifacts" / "js.npz").exists()
+    placement = json.loads((tmp_path / "run.json").read_text())["placement"]
+    assert [p["rank"] for p in placement] == [0, 1] and {p["world_size"] for p in placement} == {2}
+    assert len({p["pid"] for p in placement}) == 2 and all(p["device"] == "cpu" for p in placement)
     state = latest_state(run_dir)
     assert state["epoch"] == 1
     assert len(state["samplers"]) == 2
@@ -44,5 +47,5 @@ def test_two_worker_run_reports_checkpoints_and_resumes(ray_cluster: None, tmp_p
     with pytest.raises(FileExistsError, match="--resume"):
         train_distributed(config, tmp_path)
     train_distributed(dataclasses.replace(config, epochs=3), tmp_path, resume=True)
-    assert [r["epoch"] for r in rows(run_dir)] == [0, 1, 2]
+    assert [r["epoch"] for r in rows(tmp_path)] == [0, 1, 2]
     assert latest_state(run_dir)["epoch"] == 2

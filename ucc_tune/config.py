@@ -35,6 +35,17 @@ ModelName = Literal["paper", "conv", "linear", "pca"]  # the keys of ucc_tune.mo
 
 CLUSTER_METHODS: tuple[str, ...] = get_args(ClusterMethod)
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
+MODELS_WITH_DROPOUT: tuple[str, ...] = ("linear",)  # models whose encoder and decoder have dropout
+# the datasets a config may name (readers: ucc_tune.data.sources.DATASETS, same keys) and their
+# class counts; None: known only after reading (image_folder)
+DATASET_CLASSES: dict[str, int | None] = {
+    "digits": 10,
+    "mnist": 10,
+    "fashion_mnist": 10,
+    "cifar10": 10,
+    "cifar100": 20,  # the 20 coarse superclasses
+    "image_folder": None,
+}
 
 
 class ConfigError(ValueError):
@@ -72,7 +83,7 @@ class Config:
     head_hidden1: int = 384
     head_hidden2: int = 192
     head_dropout: float = 0.0
-    encoder_dropout: float = 0.0  # the `linear` model's dropout
+    encoder_dropout: float = 0.0  # dropout of the MODELS_WITH_DROPOUT
 
     # --- loss -----------------------------------------------------------------------------
     alpha: float = 0.5
@@ -292,11 +303,9 @@ def _split_methods(text: str) -> list[str]:
 
 
 def _validate(c: Config) -> None:
-    from ucc_tune.data.sources import DATASETS  # numpy-only module; no cycle
-
     _require(
-        c.dataset in DATASETS,
-        f"dataset={c.dataset!r} is unknown; choose one of {', '.join(DATASETS)}",
+        c.dataset in DATASET_CLASSES,
+        f"dataset={c.dataset!r} is unknown; choose one of {', '.join(DATASET_CLASSES)}",
     )
     _require(c.split_seed >= 0, f"split_seed={c.split_seed} must be >= 0")
     _require(0 < c.val_fraction < 1, f"val_fraction={c.val_fraction} must be in (0, 1)")
@@ -312,7 +321,7 @@ def _validate(c: Config) -> None:
     )
 
     # bags
-    num_classes = DATASETS[c.dataset].num_classes
+    num_classes = DATASET_CLASSES[c.dataset]
     _require(c.ucc_min >= 1, f"ucc_min={c.ucc_min} must be >= 1")
     _require(
         c.ucc_min <= c.ucc_max,
@@ -341,6 +350,11 @@ def _validate(c: Config) -> None:
     _require(c.head_hidden2 >= 1, f"head_hidden2={c.head_hidden2} must be >= 1")
     _require(0 <= c.head_dropout < 1, f"head_dropout={c.head_dropout} must be in [0, 1)")
     _require(0 <= c.encoder_dropout < 1, f"encoder_dropout={c.encoder_dropout} must be in [0, 1)")
+    _require(
+        c.encoder_dropout == 0 or c.model in MODELS_WITH_DROPOUT,
+        f"encoder_dropout={c.encoder_dropout} would do nothing: model={c.model!r} has no dropout layers; "
+        f"the models with dropout are {', '.join(MODELS_WITH_DROPOUT)}",
+    )
 
     # loss
     _require(0 <= c.alpha <= 1, f"alpha={c.alpha} must be in [0, 1]")

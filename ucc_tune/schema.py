@@ -104,6 +104,7 @@ SEARCH_FILE = "search.json"  # what a search ran: plan, versions, git commit (wr
 STUDY_FILE = "optuna.db"  # the Optuna study (SQLite)
 TRIALS_FILE = "trials.parquet"  # one row per trial (``trial_row``)
 TRAIN_RUNS_DIR = "train_runs"  # Ray Train runs of DDP trials, one ``train-<trial id>`` each
+TRAIN_RUN_PREFIX = "train-"
 DDP_RUN_NAME = "ray_train"  # a ``python -m ucc_tune.train --workers N`` run's Ray Train folder
 DRIVER_FILES = (SEARCH_FILE, STUDY_FILE, TRIALS_FILE)  # kept by the search's driver
 
@@ -153,6 +154,14 @@ def trial_status(error: bool, epochs_run: int, planned_epochs: int | None, ray_s
     if planned_epochs is not None and epochs_run >= planned_epochs:
         return "TERMINATED"
     return "STOPPED" if epochs_run > 0 else "PENDING"
+
+
+def error_text(error: BaseException) -> str:
+    """``Type: message`` (its last line) of the exception a trial raised, or of the exception an
+    executor wrapped it in (``cause``)."""
+    cause = getattr(error, "cause", None) or error
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"[:1000]
 
 
 def resolve_config(values: Mapping[str, Any]) -> dict[str, Any]:

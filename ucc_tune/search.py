@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             "  token authentication is on: the token is in ~/.ray/auth_token (or $RAY_AUTH_TOKEN_PATH); "
             "send it as the header 'Authorization: Bearer <token>' or the cookie 'ray-authentication-token'"
         )
-    resources = tune.ray_resources(plan, tune.cluster_resources(), str(plan.fixed.get("device", "auto")))
+    device = str(plan.fixed.get("device", "auto"))
+    resources = tune.ray_resources(plan.resources, device, plan.max_concurrent)
     plan.experiment_dir.mkdir(parents=True, exist_ok=True)
     if plan.resume:
         fetch_driver_files(plan)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,3 +159,21 @@ def make_sampler(space: Space, num_objectives: int, seed: int) -> optuna.sampler
     if num_objectives > 1:
         return optuna.samplers.NSGAIISampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+def trial_outcome(
+    values: list[Any], error: bool, epochs_run: int, planned_epochs: int
+) -> tuple[optuna.trial.TrialState, Any]:
+    """How a finished Tune trial is told to Optuna: its state and value(s).
+
+    COMPLETE with its objective value(s) when it ran every planned epoch; PRUNED when a
+    scheduler stopped it earlier (an early, low-fidelity value would mislead TPE); FAIL when it
+    raised or ended with a missing or non-finite objective (PRUNED if that came from a stop).
+    """
+    told = values if len(values) > 1 else values[0]
+    finished = epochs_run >= planned_epochs
+    if error or any(v is None or not math.isfinite(v) for v in values):
+        return (optuna.trial.TrialState.FAIL if error or finished else optuna.trial.TrialState.PRUNED), None
+    if not finished:
+        return optuna.trial.TrialState.PRUNED, None
+    return optuna.trial.TrialState.COMPLETE, told

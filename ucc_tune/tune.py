@@ -1,21 +1,11 @@
-"""The Ray adapter: the only module of ``ucc_tune`` that imports Ray.
+"""The Ray adapter: the only module of ``ucc_tune`` that imports Ray (2.60, Train V2).
 
-It translates, and decides nothing of its own: a ``SearchPlan`` becomes a ``Tuner`` (trainable,
-resources, searcher, scheduler, run config), a ``Config`` with ``num_workers >= 1`` becomes a
-``TorchTrainer``. Ray 2.60 runs Train V2:
-
-- ``TuneSession``: an in-process Tune trial (``num_workers == 0``) reports with
-  ``ray.tune.report``; a trial costs seconds, and a finished trial's process runs the next.
-- ``RayTrainSession``: every rank of a ``TorchTrainer`` (DDP; gloo on CPUs, NCCL on GPUs) calls
-  ``ray.train.report`` each epoch (a barrier); rank 0 evaluates and checkpoints.
-- ``make_trainable``: the Tune function trainable. A DDP trial builds a ``TorchTrainer`` named
-  after the trial id (so a retried or restored trial resumes from the Train run's own
-  checkpoint) and reports the final metrics again after ``fit()``, because a restored trial
-  whose Train run had finished would report nothing otherwise.
-
-Whatever runs where, a trial's own folder gets ``run.json`` (with where every rank ran),
-``metrics.jsonl`` and ``artifacts/``, written straight to the experiment's storage: Tune syncs
-only the driver node's trial folders, and a reused actor works in a folder it never syncs.
+It translates and decides nothing of its own: a ``SearchPlan`` becomes a ``Tuner`` (trainable,
+resources, searcher, scheduler), a ``Config`` with ``num_workers >= 1`` a ``TorchTrainer``.
+``TuneSession`` runs ``train`` inside an in-process Tune trial; ``RayTrainSession`` on every
+rank of a ``TorchTrainer`` (DDP: gloo on CPUs, NCCL on GPUs; ``ray.train.report`` is a barrier).
+A trial's own folder gets ``run.json``, ``metrics.jsonl`` and ``artifacts/`` straight in the
+experiment's storage: Tune syncs only the driver node's folders, and never a reused actor's.
 """
 
 from __future__ import annotations
@@ -40,12 +30,10 @@ from torch import nn
 
 from ucc_tune.config import Config
 from ucc_tune.plan import Resources, SearchPlan, publish
-from ucc_tune.schema import DDP_RUN_NAME, STUDY_FILE, TRAIN_RUNS_DIR
-from ucc_tune.spaces import SpaceWithConstants, load_space, make_sampler
+from ucc_tune.schema import DDP_RUN_NAME, STUDY_FILE, TRAIN_RUN_PREFIX, TRAIN_RUNS_DIR, error_text
+from ucc_tune.spaces import SpaceWithConstants, load_space, make_sampler, trial_outcome
 from ucc_tune.storage import Storage
 from ucc_tune.train import RunFolder, placement, resolve_device, train
-
-TRAIN_RUN_PREFIX = "train-"
 
 
 def _ray_placement(rank: int, world_size: int, device: torch.device) -> dict[str, Any]:
@@ -58,8 +46,7 @@ def _ray_placement(rank: int, world_size: int, device: torch.device) -> dict[str
 
 
 class TuneSession:
-    """``train``'s session inside an in-process Tune trial; ``folder`` is the trial's folder in
-    the experiment's storage (a path or a URI)."""
+    """``train``'s session in an in-process Tune trial whose folder is ``folder`` (path or URI)."""
 
     rank = 0
     world_size = 1
@@ -165,17 +152,16 @@ class RayResources:
         )
 
 
-def ray_resources(plan: SearchPlan, cluster: dict[str, float], device: str) -> RayResources:
-    """The one mapping of the plan's resources to Ray: the trial's own resources, Ray Train's
-    per-worker CPUs and GPUs, and the concurrency the cluster's CPUs and GPUs allow (unless the
-    plan fixes it). GPU use comes from the flags, never from what this process sees."""
-    r = plan.resources
+def ray_resources(r: Resources, device: str, fixed: int | None = None) -> RayResources:
+    """The one mapping of what the flags ask for to Ray: the trial's own resources, Ray Train's
+    per-worker CPUs and GPUs and backend, and how many trials at once (``fixed``, else what the
+    cluster's CPUs and GPUs fit). GPU use comes from the flags, never from what this process sees."""
     return RayResources(
         trial={k.lower(): v for k, v in r.trial.items()},
         workers=r.workers,
         worker=r.worker,
         backend=ddp_backend(r, device) if r.workers else "gloo",
-        concurrency=plan.max_concurrent or r.concurrency(cluster),
+        concurrency=fixed or r.concurrency({k: float(v) for k, v in ray.cluster_resources().items()}),
     )
 
 
@@ -238,16 +224,12 @@ def start_ray(
     return context.dashboard_url or None
 
 
-def cluster_resources() -> dict[str, float]:
-    return {k: float(v) for k, v in ray.cluster_resources().items()}
-
-
 def train_distributed(
     config: Config, out: Path, resume: bool = False, gpus_per_worker: int = 0,
     on_report: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """One DDP run of ``config.num_workers`` ranks without Tune: the run's files go to ``out``,
-    the Train run (checkpoints) to ``out/ray_train``."""
+    """A DDP run of ``config.num_workers`` ranks without Tune: its files in ``out``, its Train run
+    (checkpoints) in ``out/ray_train``."""
     out = out.resolve()
     if (out / DDP_RUN_NAME).exists() and not resume:
         raise FileExistsError(
@@ -256,7 +238,7 @@ def train_distributed(
     cpus = max(1, config.num_threads)
     start_ray(num_cpus=max(2, config.num_workers * cpus))
     r = Resources(cpus=cpus, gpus=gpus_per_worker, workers=config.num_workers)
-    resources = RayResources(r.trial, r.workers, r.worker, ddp_backend(r, config.device), 1)
+    resources = ray_resources(r, config.device, fixed=1)
     trainer = torch_trainer(config, resources, Storage(out), DDP_RUN_NAME, str(out), echo=on_report)
     result = trainer.fit()
     if result.error is not None:
@@ -296,24 +278,20 @@ def make_trainable(experiment: str, resources: RayResources) -> Callable[[dict[s
 
 
 class PruningOptunaSearch(OptunaSearch):
-    """OptunaSearch that tells Optuna the truth about trials a scheduler stopped early.
-
-    Plain OptunaSearch records an ASHA-stopped trial as COMPLETE with its early, low-fidelity
-    value, which misleads TPE. Here a trial whose last reported ``epoch`` is short of its planned
-    ``epochs`` is told as PRUNED (its per-epoch values are its intermediate values, at step
-    ``epoch``), a NaN objective as FAIL.
-    """
+    """OptunaSearch that tells Optuna the truth about trials a scheduler stopped early (plain
+    OptunaSearch tells them COMPLETE with their early value): ``spaces.trial_outcome`` decides,
+    and the per-epoch values are the trial's intermediate values, at step ``epoch``."""
 
     def __init__(self, *args: Any, epochs: int, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._default_epochs = epochs
+        self._epochs = epochs
         self._planned_epochs: dict[str, int] = {}
         self._reported_epochs: dict[str, set[int]] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         config = super().suggest(trial_id)
         if isinstance(config, dict):  # a space may search ``epochs`` itself
-            self._planned_epochs[trial_id] = int(config.get("epochs", self._default_epochs))
+            self._planned_epochs[trial_id] = int(config.get("epochs", self._epochs))
         return config
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -335,26 +313,22 @@ class PruningOptunaSearch(OptunaSearch):
             return
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         values = [result.get(m) if result else None for m in metrics]
-        planned = self._planned_epochs.get(trial_id, self._default_epochs)
-        finished = (int(result.get("epoch", -1)) if result else -1) + 1 >= planned
-        state, told = optuna.trial.TrialState.COMPLETE, values if len(values) > 1 else values[0]
-        if error or any(v is None or not math.isfinite(v) for v in values):
-            failed = error or finished
-            state, told = (optuna.trial.TrialState.FAIL if failed else optuna.trial.TrialState.PRUNED), None
-        elif not finished:
+        epochs_run = (int(result.get("epoch", -1)) if result else -1) + 1
+        state, told = trial_outcome(
+            values, error, epochs_run, self._planned_epochs.get(trial_id, self._epochs)
+        )
+        if state == optuna.trial.TrialState.PRUNED and result is not None and len(metrics) == 1:
             # the scheduler's stop comes with the result that triggered it, which Tune does not
             # pass to on_trial_result (a trial stopped at its first rung would have no values)
-            if result is not None and not isinstance(self.metric, list):
-                self._report_intermediate(trial_id, result)
-            state, told = optuna.trial.TrialState.PRUNED, None
+            self._report_intermediate(trial_id, result)
         assert self._ot_study is not None
         self._completed_trials.add(trial_id)  # first: a failing tell must not be retried
         self._ot_study.tell(self._ot_trials[trial_id], told, state=state)
 
 
 class PublishStudy(ray.tune.Callback):
-    """Uploads ``optuna.db`` after every finished trial of a remote experiment, so that the
-    stored study is at most one trial behind if the driver dies."""
+    """Uploads ``optuna.db`` after every finished or failed trial of a remote experiment, so
+    that the stored study is at most one trial behind if the driver dies."""
 
     def __init__(self, plan: SearchPlan):
         self.plan = plan
@@ -362,8 +336,7 @@ class PublishStudy(ray.tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         publish(self.plan, STUDY_FILE)
 
-    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        publish(self.plan, STUDY_FILE)
+    on_trial_error = on_trial_complete
 
 
 def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
@@ -419,19 +392,9 @@ def experiment_exists(location: str) -> bool:
 def run_search(plan: SearchPlan, resources: RayResources) -> list[dict[str, Any]]:
     """Run (or resume) the search; per trial: ``trial_id``, its folder's name, ``error``."""
     grid = make_tuner(plan, resources).fit()
-    out = []
-    for result in (grid[i] for i in range(len(grid))):
-        out.append({
-            "trial_id": (result.metrics or {}).get("trial_id") or Path(result.path).name,
-            "folder": Path(result.path).name,
-            "error": error_message(result.error) if result.error else None,
-            "config": dict(result.config or {}),
-        })  # fmt: skip
-    return out
-
-
-def error_message(error: BaseException) -> str:
-    """``Type: message`` of the exception a trial raised (Ray wraps it in a RayTaskError)."""
-    cause = getattr(error, "cause", None) or error
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[-1] if text else ''}"[:1000]
+    results = [grid[i] for i in range(len(grid))]
+    return [
+        {"trial_id": (r.metrics or {}).get("trial_id") or Path(r.path).name, "folder": Path(r.path).name,
+         "error": error_text(r.error) if r.error else None, "config": dict(r.config or {})}
+        for r in results
+    ]  # fmt: skip

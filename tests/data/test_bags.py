@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,6 @@ from ucc_tune.data.bags import (
     BagSampler,
     BagStream,
     SubsetCycler,
-    class_sets,
     eval_bags,
     gather,
     iterate_bags,
@@ -113,7 +113,7 @@ def test_streams_draw_distinct_bags() -> None:
 
 
 def test_split_counts_match_the_paper() -> None:
-    # UCC_NOTES 3: 32, 16/16, 11/11/10, 8/8/8/8
+    # the paper's bags of 32: 32, 16/16, 11/11/10, 8/8/8/8
     assert split_counts(32, 1).tolist() == [32]
     assert split_counts(32, 2).tolist() == [16, 16]
     assert split_counts(32, 3).tolist() == [11, 11, 10]
@@ -226,30 +226,38 @@ def test_eval_bags_are_fixed_by_the_seed_and_cycle_unshuffled() -> None:
     assert [len(batch.x) for batch in batches] == [4, 4, 4, 2]
 
 
-def test_class_sets_cover_every_instance_once_per_class() -> None:
-    labels = make_labels(3, 7)
-    images = torch.arange(21, dtype=torch.float32).reshape(21, 1, 1, 1)
-    seen: dict[int, list[float]] = {}
-    for c, chunk in class_sets(images, labels, batch_size=4):
-        assert chunk.shape[0] <= 4
-        seen.setdefault(c, []).extend(chunk.flatten().tolist())
-    for c in range(3):
-        assert sorted(seen[c]) == sorted(np.flatnonzero(labels == c).astype(float).tolist())
+def stream_config(seed: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(bag_size=8, ucc_min=1, ucc_max=3, bags_per_label=2, seed=seed)
 
 
-class _Cfg:
-    bag_size, ucc_min, ucc_max, bags_per_label, seed = 8, 1, 3, 2, 0
-
-
-def test_bag_stream_works_with_a_dataloader_and_workers_differ() -> None:
+def test_bag_stream_ranks_draw_different_bags_and_each_rank_replays_from_its_seed() -> None:
     labels = make_labels(5, 30)
     images = torch.arange(150, dtype=torch.float32).reshape(150, 1, 1, 1)
-    stream = BagStream(images, labels, 5, _Cfg())
-    loader = torch.utils.data.DataLoader(stream, batch_size=None)
-    batch = next(iter(loader))
-    assert batch.x.shape == (6, 8, 1, 1, 1)
-    w0 = stream.sampler(worker=0).sample().ids
-    w1 = stream.sampler(worker=1).sample().ids
-    np.testing.assert_array_equal(w0, BagStream(images, labels, 5, _Cfg()).main_sampler.sample().ids)
-    r1 = BagStream(images, labels, 5, _Cfg(), rank=1).sampler(worker=0).sample().ids
-    assert not np.array_equal(w0, w1) and not np.array_equal(w0, r1)
+
+    def draw(rank: int, seed: int = 0, count: int = 4) -> list[torch.Tensor]:
+        batches = iter(BagStream(images, labels, 5, stream_config(seed), rank=rank))
+        return [next(batches).ids for _ in range(count)]
+
+    rank0, rank1 = draw(0), draw(1)
+    assert rank0[0].shape == (6, 8)
+    assert all(not torch.equal(a, b) for a, b in zip(rank0, rank1, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(rank0, draw(0), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(rank1, draw(1), strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(rank0, draw(0, seed=1), strict=True))
+
+
+def test_bag_stream_continues_across_iterators_and_resumes_from_its_state() -> None:
+    labels = make_labels(5, 30)
+    images = torch.arange(150, dtype=torch.float32).reshape(150, 1, 1, 1)
+    stream = BagStream(images, labels, 5, stream_config())
+    first = next(iter(stream)).ids
+    second = next(iter(stream)).ids  # a new iterator (a new epoch) continues the stream
+    fresh = iter(BagStream(images, labels, 5, stream_config()))
+    assert torch.equal(first, next(fresh).ids) and torch.equal(second, next(fresh).ids)
+    state = stream.state_dict()
+    resumed = BagStream(images, labels, 5, stream_config(seed=7), rank=1)
+    resumed.load_state_dict(state)
+    for _ in range(3):
+        want = next(iter(stream))
+        got = next(iter(resumed))
+        assert torch.equal(got.ids, want.ids) and torch.equal(got.x, want.x)

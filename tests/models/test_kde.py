@@ -11,7 +11,7 @@ from ucc_tune.models.kde import KDE, kde
 
 
 def reference_kde(features: torch.Tensor, num_bins: int, sigma: float) -> torch.Tensor:
-    """UCC_NOTES 1.3 written out as loops, in float64."""
+    """The paper's KDE formula written out as loops, in float64."""
     b, n, j = features.shape
     out = torch.zeros(b, j, num_bins, dtype=torch.float64)
     for bag in range(b):

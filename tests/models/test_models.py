@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 import torch
 
-from ucc_tune.config import Config
-from ucc_tune.models import MODELS, build_model
+from ucc_tune.config import Config, ModelName
+from ucc_tune.models import MODELS, MODELS_WITH_DROPOUT, build_model
 from ucc_tune.models.decoders import PaperDecoder, upsample_nearest
 from ucc_tune.models.encoders import PaperEncoder
 
@@ -21,7 +22,7 @@ def count(module: torch.nn.Module) -> int:
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("shape_name", sorted(SHAPES))
-def test_forward_backward_shapes(name: str, shape_name: str) -> None:
+def test_forward_backward_shapes(name: ModelName, shape_name: str) -> None:
     torch.manual_seed(0)
     shape = SHAPES[shape_name]
     config = Config(model=name, num_features=6, num_bins=5, rcc_weight=0.5, ucc_min=1, ucc_max=3)
@@ -43,7 +44,7 @@ def test_forward_backward_shapes(name: str, shape_name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_no_decoder_when_alpha_is_one(name: str) -> None:
+def test_no_decoder_when_alpha_is_one(name: ModelName) -> None:
     config = Config(model=name, alpha=1.0)
     model = build_model(config, SHAPES["digits"], num_classes=10)
     assert model.decoder is None and model.rcc_head is None
@@ -53,8 +54,49 @@ def test_no_decoder_when_alpha_is_one(name: str) -> None:
     assert count(with_decoder) > count(model)
 
 
+def unchecked(config: Config, **changes: object) -> Config:
+    """``config`` with ``changes`` that skip ``Config``'s own validation (to test ``build_model``'s)."""
+    copy = dataclasses.replace(config)
+    for name, value in changes.items():
+        object.__setattr__(copy, name, value)
+    return copy
+
+
+def test_encoder_dropout_changes_the_linear_model_in_training_mode_only() -> None:
+    torch.manual_seed(0)
+    config = Config(model="linear", num_features=6, encoder_dropout=0.5)
+    model = build_model(config, SHAPES["digits"], 10)
+    plain = build_model(dataclasses.replace(config, encoder_dropout=0.0), SHAPES["digits"], 10)
+    plain.load_state_dict(model.state_dict())  # the same weights: only the dropout differs
+    x, f = torch.randn(12, *SHAPES["digits"]), torch.rand(12, 6)
+    assert model.decoder is not None and plain.decoder is not None
+    with torch.no_grad():
+        assert not torch.allclose(model.encoder(x), plain.encoder(x))
+        assert not torch.allclose(model.decoder(f), plain.decoder(f))
+        model.eval()
+        torch.testing.assert_close(model.encoder(x), plain.encoder(x))
+        torch.testing.assert_close(model.decoder(f), plain.decoder(f))
+
+
+@pytest.mark.parametrize("name", sorted(set(MODELS) - set(MODELS_WITH_DROPOUT)))
+def test_build_model_refuses_dropout_for_models_without_it(name: ModelName) -> None:
+    config = unchecked(Config(model=name), encoder_dropout=0.3)
+    with pytest.raises(ValueError, match=rf"model='{name}' has no dropout layers.*are linear$"):
+        build_model(config, SHAPES["digits"], 10)
+    build_model(unchecked(config, encoder_dropout=0.0), SHAPES["digits"], 10)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_only_the_models_with_dropout_take_a_dropout_argument(name: str) -> None:
+    for cls in MODELS[name]:
+        takes = "dropout" in inspect.signature(cls).parameters
+        assert takes == (name in MODELS_WITH_DROPOUT), cls.__name__
+        module = cls(SHAPES["digits"], 6, **({"dropout": 0.1} if takes else {}))
+        assert any(isinstance(m, torch.nn.Dropout) for m in module.modules()) == takes, cls.__name__
+
+
 def test_paper_sizes_match_the_original_weights() -> None:
-    # UCC_NOTES 1.1: feature extractor 358,848 and decoder 513,217 parameters (28x28x1, J=10);
+    # the authors' model: feature extractor 358,848 and decoder 513,217 parameters (28x28x1, J=10);
     # the UCC head is 117,316 parameters for K=4.
     assert count(PaperEncoder((1, 28, 28), 10)) == 358_848
     assert count(PaperDecoder((1, 28, 28), 10)) == 513_217

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ucc_tune.data import stats
-from ucc_tune.data.sources import DataSplits, load_splits
+from ucc_tune.data.splits import DataSplits, load_splits
 
 if TYPE_CHECKING:
     from ucc_tune.config import Config

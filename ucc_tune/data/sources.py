@@ -4,12 +4,12 @@
 download; MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 (its 20 coarse classes, as in the UCC
 paper) are read from ``data_dir`` in torchvision's on-disk formats by our own readers, and
 downloaded with torchvision only when asked (``download=True``); ``image_folder`` reads one
-sub-folder of images per class. ``load_splits`` turns any of them into stratified
-train/val/test splits fixed by a seed.
+sub-folder of images per class. ``ucc_tune.data.splits.load_splits`` turns any of them into
+stratified train/val/test splits fixed by a seed.
 
-This module imports only numpy and the standard library at the top, because
-``ucc_tune.config`` imports it to validate dataset names; scikit-learn, torchvision and PIL are
-imported inside the loaders that need them.
+The dataset names and class counts a config may use are ``ucc_tune.config.DATASET_CLASSES``;
+this module gives each its reader. scikit-learn, torchvision and PIL are imported inside the
+loaders that need them.
 """
 
 from __future__ import annotations
@@ -23,17 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from ucc_tune.config import DATASET_CLASSES
+
 
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset's files are not where they should be; the message says how to get them."""
-
-
-@dataclass(frozen=True)
-class Split:
-    """One split: ``x`` is ``(N, C, H, W)`` uint8 (float32 for float sources), ``y`` is ``(N,)`` int64."""
-
-    x: np.ndarray
-    y: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -49,21 +43,6 @@ class RawData:
     x_test: np.ndarray | None
     y_test: np.ndarray | None
     class_names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class DataSplits:
-    """The train/val/test splits of one dataset; every class occurs in every split."""
-
-    dataset: str
-    class_names: tuple[str, ...]
-    train: Split
-    val: Split
-    test: Split
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
 
 @dataclass(frozen=True)
@@ -314,95 +293,13 @@ def _read_images(paths: list[Path]) -> np.ndarray:
     return np.stack(arrays)
 
 
-DATASETS: dict[str, DatasetSpec] = {
-    "digits": DatasetSpec(_load_digits, 10),  # 8x8 gray, no official test split
-    "mnist": DatasetSpec(_mnist_like("mnist", "MNIST", DIGIT_NAMES), 10),  # 28x28 gray
-    "fashion_mnist": DatasetSpec(_mnist_like("fashion_mnist", "FashionMNIST", FASHION_MNIST_NAMES), 10),
-    "cifar10": DatasetSpec(_load_cifar10, 10),  # 32x32 RGB
-    "cifar100": DatasetSpec(_load_cifar100, 20),  # 32x32 RGB, the 20 coarse superclasses
-    "image_folder": DatasetSpec(_load_image_folder, None),  # your images, no official test split
+DATASETS: dict[str, DatasetSpec] = {  # class counts: ucc_tune.config.DATASET_CLASSES
+    "digits": DatasetSpec(_load_digits, DATASET_CLASSES["digits"]),  # 8x8 gray, no official test split
+    "mnist": DatasetSpec(_mnist_like("mnist", "MNIST", DIGIT_NAMES), DATASET_CLASSES["mnist"]),  # 28x28
+    "fashion_mnist": DatasetSpec(
+        _mnist_like("fashion_mnist", "FashionMNIST", FASHION_MNIST_NAMES), DATASET_CLASSES["fashion_mnist"]
+    ),
+    "cifar10": DatasetSpec(_load_cifar10, DATASET_CLASSES["cifar10"]),  # 32x32 RGB
+    "cifar100": DatasetSpec(_load_cifar100, DATASET_CLASSES["cifar100"]),  # 32x32 RGB, coarse classes
+    "image_folder": DatasetSpec(_load_image_folder, DATASET_CLASSES["image_folder"]),  # your images
 }
-
-
-# --- splits ----------------------------------------------------------------------------------
-
-
-def _count(fraction: float, n: int) -> int:
-    return int(np.floor(fraction * n + 0.5))  # round half up, not Python's round-half-to-even
-
-
-def stratified_partition(
-    labels: np.ndarray, fractions: tuple[float, ...], rng: np.random.Generator
-) -> list[np.ndarray]:
-    """Split positions ``0..N-1`` of ``labels`` ``(N,)`` into ``len(fractions) + 1`` disjoint parts.
-
-    Within every class of ``n`` members, part ``i`` gets ``round(fractions[i] * n)`` random members
-    (capped by what is left) and the last part the rest. Each part is sorted.
-    """
-    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
-    for c in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        start = 0
-        for i, fraction in enumerate(fractions):
-            stop = min(start + _count(fraction, len(members)), len(members))
-            parts[i].append(members[start:stop])
-            start = stop
-        parts[-1].append(members[start:])
-    return [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
-
-
-def load_splits(
-    dataset: str,
-    data_dir: str | Path = "data",
-    split_seed: int = 0,
-    val_fraction: float = 1 / 6,
-    test_fraction: float = 0.2,
-    download: bool = False,
-) -> DataSplits:
-    """Read ``dataset`` and split it into train/val/test, stratified per class and fixed by ``split_seed``.
-
-    With an official test split: test is that split (in its order) and val is ``val_fraction`` of
-    the official training set. Without: test is ``test_fraction`` and val ``val_fraction`` of
-    everything. Counts are rounded per class; the rest is train.
-    """
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset {dataset!r} is unknown; choose one of {', '.join(DATASETS)}")
-    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(
-            f"need 0 < val_fraction, test_fraction and a sum < 1; got {val_fraction}, {test_fraction}"
-        )
-    raw = DATASETS[dataset].loader(Path(data_dir).expanduser(), download)
-    _check_labels(dataset, raw)
-    rng = np.random.default_rng(split_seed)
-    x, y = raw.x_train, raw.y_train
-    if raw.x_test is not None and raw.y_test is not None:
-        val_pos, train_pos = stratified_partition(y, (val_fraction,), rng)
-        test = Split(np.ascontiguousarray(raw.x_test), raw.y_test)
-    else:
-        test_pos, val_pos, train_pos = stratified_partition(y, (test_fraction, val_fraction), rng)
-        test = Split(x[test_pos], y[test_pos])
-    splits = DataSplits(
-        dataset, raw.class_names, Split(x[train_pos], y[train_pos]), Split(x[val_pos], y[val_pos]), test
-    )
-    _check_every_class_present(splits)
-    return splits
-
-
-def _check_labels(dataset: str, raw: RawData) -> None:
-    for part, y in (("train", raw.y_train), ("test", raw.y_test)):
-        if y is not None and len(y) and (y.min() < 0 or y.max() >= len(raw.class_names)):
-            raise ValueError(
-                f"dataset {dataset!r}: {part} labels span {y.min()}..{y.max()} but there are "
-                f"{len(raw.class_names)} class names"
-            )
-
-
-def _check_every_class_present(splits: DataSplits) -> None:
-    for name in ("train", "val", "test"):
-        present = np.unique(getattr(splits, name).y)
-        missing = sorted(set(range(splits.num_classes)) - set(present.tolist()))
-        if missing:
-            raise ValueError(
-                f"dataset {splits.dataset!r}: the {name} split has no instance of class(es) "
-                f"{[splits.class_names[c] for c in missing]}; add data or change val_fraction/test_fraction"
-            )

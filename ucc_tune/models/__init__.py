@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from ucc_tune.config import MODELS_WITH_DROPOUT
 from ucc_tune.models import decoders, encoders
 from ucc_tune.models.ucc import UCCModel, UCCOutput
 
@@ -24,7 +25,6 @@ MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "linear": (encoders.LinearEncoder, decoders.LinearDecoder),
     "pca": (encoders.PCAEncoder, decoders.PCADecoder),
 }
-MODELS_WITH_DROPOUT = ("linear",)  # the models whose encoder and decoder have dropout layers
 
 
 def build_model(config: Config, image_shape: tuple[int, int, int], num_classes: int) -> UCCModel:

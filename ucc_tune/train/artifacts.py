@@ -4,16 +4,14 @@ clusters, reconstructions, the resolved config (file names in ``ucc_tune.schema`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from ucc_tune.models import UCCModel
 from ucc_tune.schema import CONFIG_FILE, JS_FILE, RECONSTRUCTIONS_FILE, TEST_FEATURES_FILE
-
-if TYPE_CHECKING:
-    from ucc_tune.train.loop import Run
+from ucc_tune.train.run import Run
 
 
 def write_artifacts(run: Run, test: dict[str, Any], folder: Path | None) -> None:

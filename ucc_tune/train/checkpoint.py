@@ -6,16 +6,14 @@ from __future__ import annotations
 import random
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from ucc_tune.data.bags import BagStream
 from ucc_tune.schema import CHECKPOINT_STATE_FILE, CONFIG_FILE
-
-if TYPE_CHECKING:
-    from ucc_tune.train.loop import Run
+from ucc_tune.train.run import Run
 
 
 def rng_state() -> dict[str, Any]:

@@ -15,7 +15,6 @@ import tempfile
 import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,10 @@ from ucc_tune.data.augment import augment
 from ucc_tune.data.bags import BagBatch, BagStream, eval_bags, iterate_bags
 from ucc_tune.data.loading import Data, load_data
 from ucc_tune.losses import total_loss
-from ucc_tune.models import UCCModel, build_model
+from ucc_tune.models import build_model
 from ucc_tune.train.artifacts import write_artifacts
 from ucc_tune.train.checkpoint import load_checkpoint, sampler_states, save_checkpoint
+from ucc_tune.train.run import Run, unwrap
 from ucc_tune.train.session import Session
 
 LOSS_TERMS = ("total", "ucc", "recon", "rcc", "consistency")
@@ -68,42 +68,6 @@ def autocast_dtype(config: Config, device: torch.device) -> torch.dtype | None:
     if not config.amp or device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def unwrap(model: nn.Module) -> UCCModel:
-    inner = getattr(model, "module", model)  # DDP
-    inner = getattr(inner, "_orig_mod", inner)  # torch.compile
-    assert isinstance(inner, UCCModel)
-    return inner
-
-
-@dataclass
-class Run:
-    """Everything one training run holds; built once by ``setup``."""
-
-    config: Config
-    session: Session
-    device: torch.device
-    data: Data
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    stream: BagStream
-    val_bags: Any
-    amp_dtype: torch.dtype | None
-    start_epoch: int = 0
-    last_eval: dict[str, Any] = field(default_factory=dict)
-    time_before: float = 0.0  # training time of the runs this one resumed
-    started: float = field(default_factory=time.perf_counter)
-
-    @property
-    def model_core(self) -> UCCModel:
-        """The ``UCCModel`` inside any DDP or ``torch.compile`` wrapper."""
-        return unwrap(self.model)
-
-    def elapsed(self) -> float:
-        """Training time of the run so far, resumed runs included."""
-        return self.time_before + time.perf_counter() - self.started
 
 
 def setup(config: Config, session: Session, data: Data | None = None) -> Run:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ def placement(rank: int, world_size: int, device: torch.device, **extra: Any) ->
         "pid": os.getpid(),
         "device": str(device),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "started": time.time(),
         **extra,
     }
 
