@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False)
+    from ucc_tune.tune import start_ray
+
+    start_ray(num_cpus=2, dashboard=False)
     with tempfile.TemporaryDirectory() as tmp:
         fifo, fifo_events = run(Path(tmp), "fifo", "fifo", args.epochs, args.steps)
         asha, asha_events = run(Path(tmp), "asha", "asha", args.epochs, args.steps)

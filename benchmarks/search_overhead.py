@@ -84,13 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             direct.append(time.perf_counter() - start)
         import ray
 
-        from ucc_tune import search
+        from ucc_tune import search, tune
 
         start = time.perf_counter()
         # with the dashboard: Ray Train V2 cleans up placement groups through the State API
-        ray.init(
-            address="local", num_cpus=2, include_dashboard=args.workers_per_trial > 0, configure_logging=False
-        )
+        tune.start_ray(num_cpus=2, dashboard=args.workers_per_trial > 0)
         startup = time.perf_counter() - start
         space = space_file(folder, alphas, args.epochs, args.steps)
         start = time.perf_counter()

@@ -24,6 +24,16 @@ def _ray_pids() -> list[int]:
     return [p.process.pid for infos in node.all_processes.values() for p in infos if p.process is not None]
 
 
+RAY_FIXTURES = frozenset({"ray_cluster", "marked_env", "module_marked_env"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``slow``: exactly the tests that start Ray (in this process or in a process they start)."""
+    for item in items:
+        if RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[None]:
     """A fresh local cluster (2 CPUs, dashboard on so Train V2 can clean placement groups)."""
@@ -46,6 +56,28 @@ def ray_cluster() -> Iterator[None]:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def smoke_search(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One real `smoke` search of 3 trials shared by the search and analysis tests (seeds differ
+    only through Optuna's suggestions): its experiment folder and what it printed."""
+    import io
+
+    from ucc_tune import search
+
+    root = tmp_path_factory.mktemp("experiments")
+    args = ["--storage-path", str(root), "--name", "smoke", "--space", "smoke", "--num-samples", "3"]
+    args += ["--scheduler", "fifo", "--set", "num_threads=1", "--set", "keep_checkpoints=1"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert search.main(args) == 0
+    return root / "smoke", printed.getvalue()
+
+
+@pytest.fixture(scope="session")
+def smoke_experiment(smoke_search: tuple[Path, str]) -> Path:
+    return smoke_search[0]
 
 
 @contextlib.contextmanager

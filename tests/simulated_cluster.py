@@ -26,7 +26,9 @@ def main(out: Path) -> int:
 
     from ucc_tune import search
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 0})
+    # a dashboard of its own: Train V2 cleans placement groups through its State API
+    head = {"num_cpus": 2, "num_gpus": 0, "include_dashboard": True}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     for _ in range(2):
         cluster.add_node(num_cpus=2, num_gpus=1)
     ray.init(address=cluster.address)

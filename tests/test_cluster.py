@@ -14,7 +14,6 @@ import pytest
 
 from ucc_tune.schema import RUN_FILE, SEARCH_FILE, TRIALS_FILE
 
-pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -35,7 +35,12 @@ def test_defaults_are_valid_and_follow_the_paper() -> None:
         ({"bags_per_label": 0}, "bags_per_label=0 must be >= 1"),
         ({"eval_bags_per_label": 0}, "eval_bags_per_label=0"),
         ({"dataset": "imagenet"}, "dataset='imagenet' is unknown; choose one of digits"),
-        ({"model": "vit"}, "model='vit' is unknown; choose one of paper"),
+        ({"model": "vit"}, "model='vit' is not allowed; choose one of paper"),
+        (
+            {"model": "paper", "encoder_dropout": 0.2},
+            "model='paper' has no dropout layers; the models with dropout are linear",
+        ),
+        ({"dataset": "imagenet"}, "dataset='imagenet' is unknown; choose one of digits"),
         ({"normalization": "zca"}, "normalization='zca' is not allowed; choose one of per_image"),
         ({"recon_loss": "l1"}, "recon_loss='l1' is not allowed"),
         ({"device": "tpu"}, "device='tpu' is not allowed"),
@@ -142,3 +147,17 @@ def test_derived_values() -> None:
     c = Config(ucc_min=2, ucc_max=4, bags_per_label=3, rcc_weight=0.1)
     assert (c.num_ucc_classes, c.bags_per_batch, c.use_rcc) == (3, 9, True)
     assert Config(cluster_methods=" kmeans , spectral ").cluster_method_list() == ["kmeans", "spectral"]
+
+
+def test_command_line_values_keep_only_the_named_keys(tmp_path) -> None:
+    import argparse
+
+    from ucc_tune.config import add_config_arguments, config_values
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    path = tmp_path / "c.json"
+    path.write_text('{"alpha": 0.25, "epochs": 4}')
+    args = parser.parse_args(["--config", str(path), "--set", "epochs=10", "--set", "amp=yes"])
+    # epochs=10 is the default, and still named: a search must fix it over a space's constant
+    assert config_values(args) == {"alpha": 0.25, "epochs": 10, "amp": True}

@@ -21,7 +21,6 @@ import pytest
 from ucc_tune import search
 from ucc_tune.config import field_names
 
-pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--set", "num_threads=1"]
 
@@ -34,27 +33,36 @@ def study(exp: Path) -> optuna.Study:
     return optuna.load_study(study_name=exp.name, storage=f"sqlite:///{exp / 'optuna.db'}")
 
 
-def test_smoke_search_end_to_end(ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert run_main(tmp_path, "smoke", "--smoke-test") == 0
-    out = capsys.readouterr().out
-    exp = tmp_path / "smoke"
+def test_smoke_search_end_to_end(smoke_search: tuple[Path, str]) -> None:
+    exp, out = smoke_search
     assert "best trials by cluster_acc" in out and f"python -m analysis {exp}" in out
     table = pd.read_parquet(exp / "trials.parquet")
-    assert len(table) == 2 and table["trial_id"].is_unique
+    assert len(table) == 3 and table["trial_id"].is_unique
     assert set(field_names()) <= set(table.columns)
     for col in ("trial_id", "status", "error", "last_cluster_acc", "best_cluster_acc", "best_val_loss"):
         assert col in table.columns
     assert (table["status"] == "TERMINATED").all()
-    assert (table["best_cluster_acc"] >= table["last_cluster_acc"]).all()
     s = study(exp)
-    assert [t.state for t in s.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert [t.state for t in s.trials] == [optuna.trial.TrialState.COMPLETE] * 3
     assert sorted(table["alpha"]) == sorted(t.params["alpha"] for t in s.trials)
     record = json.loads((exp / "search.json").read_text())
     assert record["space"] == "smoke" and record["versions"]["ray"] and "git_commit" in record
+    assert record["searched"] == ["alpha", "lr"] and record["ray"]["concurrency"] == 2  # 2 CPUs
+    assert record["keep_checkpoints"] == 1 and record["ray"]["trial"] == {"cpu": 1.0, "gpu": 0.0}
+    # every trial's own files: run.json, metrics.jsonl (the table's last/best come from them)
+    for _, row in table.iterrows():
+        folder = Path(row["trial_dir"])
+        info = json.loads((folder / "run.json").read_text())
+        assert info["trial_id"] == row["trial_id"] and info["config"]["alpha"] == row["alpha"]
+        rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        assert [r["epoch"] for r in rows] == [0, 1]
+        assert row["best_cluster_acc"] == max(r["cluster_acc"] for r in rows)
+        assert row["last_val_loss"] == rows[-1]["val_loss"]
+        assert len(list(folder.glob("checkpoint_*"))) == 1  # keep_checkpoints reaches Tune
     from ray.tune import ExperimentAnalysis
 
     analysis = ExperimentAnalysis(str(exp), default_metric="cluster_acc", default_mode="max")
-    assert len(analysis.trials) == 2
+    assert len(analysis.trials) == 3
     frame = analysis.dataframe()
     assert set(frame["trial_id"]) == set(table["trial_id"])
 
@@ -135,6 +143,11 @@ def test_a_failing_trial_does_not_stop_the_search(
         (["--resume"], "--resume needs --name"),
         (["--storage-path", "nosuch://x/y"], "--storage-path: storage 'nosuch://x/y' cannot be opened"),
         (["--name", "a/b"], "--name 'a/b': give a plain folder name"),
+        (["--workers-per-trial", "2", "--gpus-per-trial", "0.5"], "a DDP rank needs whole GPUs"),
+        (["--gpus-per-trial", "1", "--set", "device=cpu"], "with device=cpu: the GPUs would sit idle"),
+        (["--num-samples", "0"], "--num-samples 0: must be >= 1"),
+        (["--reduction-factor", "1"], "--reduction-factor 1: must be >= 2"),
+        (["--set", "model=paper", "--set", "encoder_dropout=0.3"], "has no dropout layers"),
     ],
 )
 def test_bad_input_exits_2_before_ray_starts(
@@ -239,7 +252,7 @@ def test_a_grid_space_runs_every_point_once(ray_cluster: None, tmp_path: Path) -
     table = pd.read_parquet(exp / "trials.parquet")
     assert sorted(table["alpha"]) == [0.5, 1.0] and (table["status"] == "TERMINATED").all()
     assert [t.state.name for t in study(exp).trials] == ["COMPLETE", "COMPLETE"]
-    trial_dirs = [p for p in exp.iterdir() if (p / "result.json").is_file()]
+    trial_dirs = [p for p in exp.iterdir() if (p / "run.json").is_file()]
     pids = {
         json.loads(line)["pid"] for d in trial_dirs for line in (d / "result.json").read_text().splitlines()
     }
@@ -260,4 +273,8 @@ def test_trials_can_be_ray_train_runs(ray_cluster: None, tmp_path: Path) -> None
     assert table["num_workers"].iloc[0] == 1 and np.isfinite(table["best_cluster_acc"].iloc[0])
     runs = list((exp / "train_runs").glob("train-*"))
     assert len(runs) == 1 and runs[0].name == f"train-{table['trial_id'].iloc[0]}"
-    assert len((runs[0] / "metrics.jsonl").read_text().splitlines()) == 2
+    trial_dir = Path(table["trial_dir"].iloc[0])  # the run's files are in the trial's own folder
+    assert len((trial_dir / "metrics.jsonl").read_text().splitlines()) == 2
+    assert (trial_dir / "artifacts" / "js.npz").is_file()
+    (rank,) = json.loads((trial_dir / "run.json").read_text())["placement"]
+    assert rank["world_size"] == 1 and rank["resources"] == {"CPU": 1.0} and rank["gpu_ids"] == []

@@ -122,7 +122,6 @@ def test_local_mirror_is_per_uri_and_keeps_the_name(tmp_path: Path) -> None:
     assert local_mirror(Storage(tmp_path / "exp")) == tmp_path / "exp"
 
 
-@pytest.mark.slow
 def test_search_on_s3_storage_end_to_end(
     ray_cluster: None,
     s3_endpoint: str,

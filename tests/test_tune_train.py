@@ -14,8 +14,6 @@ from ucc_tune.tune import train_distributed
 
 from .test_train import tiny
 
-pytestmark = pytest.mark.slow
-
 
 def rows(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -207,16 +207,18 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The values ``--config FILE`` and then ``--set`` give (``--set`` wins), checked to make a
-    valid Config; raises ``ConfigError`` on bad input."""
+    """The values that ``--config FILE`` and then ``--set`` name (``--set`` wins), coerced to
+    their field types and checked to make a valid Config; raises ``ConfigError`` on bad input.
+    Only the named keys are returned: a search fixes these and leaves the rest to its space."""
     values: dict[str, Any] = {}
     if args.config is not None:
         if not args.config.is_file():
             raise ConfigError(f"--config {args.config}: no such file")
-        values.update(Config.from_json(args.config).to_dict())
+        named = Config.from_json(args.config)
+        values.update({k: getattr(named, k) for k in json.loads(args.config.read_text())})
     values.update(parse_assignments(args.set))
-    Config.from_dict(values)
-    return values
+    config = Config.from_dict(values)
+    return {k: getattr(config, k) for k in values}
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -79,7 +79,8 @@ def last_and_best(history: Iterable[Mapping[str, Any]], names: Iterable[str]) ->
     rows = list(history)
     out: dict[str, float] = {}
     for name in names:
-        values = [float(v) for r in rows if _is_number(v := r.get(name)) and math.isfinite(float(v))]
+        numbers = [_number(r.get(name)) for r in rows]
+        values = [v for v in numbers if v is not None and math.isfinite(v)]
         pick = min if metric_direction(name) == "min" else max
         out[f"last_{name}"] = values[-1] if values else math.nan
         out[f"best_{name}"] = pick(values) if values else math.nan
@@ -88,6 +89,10 @@ def last_and_best(history: Iterable[Mapping[str, Any]], names: Iterable[str]) ->
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if _is_number(value) else None
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -256,7 +256,7 @@ def write_trials_table(plan: SearchPlan, trials: list[dict[str, Any]]) -> Any:
         history = read_history(folder.read_text(METRICS_FILE)) if folder.exists(METRICS_FILE) else []
         config = info.get("config") or trial["config"]
         trial_id = info.get("trial_id") or trial["trial_id"]
-        rows.append(trial_row(plan.name, trial_id, folder.uri, config, history, trial["error"]))
+        rows.append(trial_row(plan.name, trial_id, redact(folder.uri), config, history, trial["error"]))
     table = trials_frame(rows)
     table.to_parquet(plan.experiment_dir / TRIALS_FILE, index=False)
     return table

@@ -19,19 +19,7 @@ import analysis
 from analysis.__main__ import main
 from analysis.views import best_trials, pareto_front, seed_statistics, signal_correlation
 
-pytestmark = pytest.mark.slow
 TABLES = ("trials", "history", "js_divergence", "js_summary")
-
-
-@pytest.fixture(scope="session")
-def smoke_experiment(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real `smoke` search of 3 trials (seeds differ only through Optuna's suggestions)."""
-    from ucc_tune import search
-
-    root = tmp_path_factory.mktemp("experiments")
-    args = ["--storage-path", str(root), "--name", "smoke", "--space", "smoke", "--num-samples", "3"]
-    assert search.main([*args, "--set", "num_threads=1", "--scheduler", "fifo"]) == 0
-    return root / "smoke"
 
 
 def copy_of(exp: Path, tmp_path: Path) -> Path:
@@ -41,7 +29,7 @@ def copy_of(exp: Path, tmp_path: Path) -> Path:
 
 
 def trial_dirs(exp: Path) -> list[Path]:
-    return sorted(p for p in exp.iterdir() if (p / "params.json").is_file())
+    return sorted(p for p in exp.iterdir() if (p / "run.json").is_file())
 
 
 def test_load_matches_ray_experiment_analysis(smoke_experiment: Path) -> None:
@@ -63,6 +51,14 @@ def test_load_matches_ray_experiment_analysis(smoke_experiment: Path) -> None:
     assert len(exp.history) == 3 * 2
     assert exp.trials["alpha"].dtype == "float64" and exp.trials["bag_size"].dtype == "Int64"
     assert exp.trials["model"].dtype == "string" and exp.trials["amp"].dtype == "boolean"
+    # the search's own table and this one: one row builder, the same columns and types
+    searched = pd.read_parquet(smoke_experiment / "trials.parquet")
+    assert list(searched.columns) == list(exp.trials.columns)
+    assert (searched.dtypes == exp.trials.dtypes).all()
+    pd.testing.assert_frame_equal(
+        searched.sort_values("trial_id").reset_index(drop=True),
+        exp.trials.sort_values("trial_id").reset_index(drop=True),
+    )
 
 
 def test_js_summary_agrees_with_the_saved_matrix(smoke_experiment: Path) -> None:
@@ -143,13 +139,13 @@ class TagChecker(html.parser.HTMLParser):
 def test_damaged_folders_are_read_with_warnings(smoke_experiment: Path, tmp_path: Path) -> None:
     exp_dir = copy_of(smoke_experiment, tmp_path)
     first, second, third = trial_dirs(exp_dir)
-    # a truncated last line in a results file
-    result = first / "result.json"
+    # a truncated last line in a metrics file
+    result = first / "metrics.jsonl"
     result.write_text(result.read_text().rstrip("\n")[:-40])
     # missing artifacts
     shutil.rmtree(second / "artifacts")
     # an errored trial with no results yet
-    (third / "result.json").write_text("")
+    (third / "metrics.jsonl").write_text("")
     (third / "error.txt").write_text("Traceback ...\nValueError: something broke\n")
     # a trial folder that is still starting (params only)
     starting = exp_dir / "ucc_trial_newtrial_4_starting"
@@ -159,13 +155,14 @@ def test_damaged_folders_are_read_with_warnings(smoke_experiment: Path, tmp_path
         warnings.simplefilter("always")
         exp = analysis.load(exp_dir)
     messages = " ".join(str(w.message) for w in caught)
-    assert "not valid JSON" in messages and "no results yet" in messages
+    assert "is not a metrics row (truncated?)" in messages and "no results yet" in messages
     assert len(exp.trials) == 4
     by_dir = exp.trials.set_index("trial_dir")
     assert by_dir.loc[str(first), "epochs_run"] == 1  # the damaged second line is skipped
     assert by_dir.loc[str(third), "error"] == "ValueError: something broke"
     assert pd.isna(by_dir.loc[str(third), "last_cluster_acc"])
-    assert by_dir.loc[str(starting), "status"] == "UNKNOWN"
+    assert by_dir.loc[str(starting), "status"] == "PENDING"  # started, nothing reported yet
+    assert by_dir.loc[str(third), "status"] == "ERROR" and by_dir.loc[str(first), "status"] == "STOPPED"
     with_js = set(exp.js_summary["trial_id"])
     assert (
         by_dir.loc[str(first), "trial_id"] in with_js and by_dir.loc[str(second), "trial_id"] not in with_js
@@ -180,15 +177,29 @@ def test_bad_paths_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     assert "is not an experiment folder" in capsys.readouterr().err
 
 
-def test_several_experiments_at_once(smoke_experiment: Path, tmp_path: Path) -> None:
-    other = copy_of(smoke_experiment, tmp_path)
-    renamed = other.rename(tmp_path / "smoke-copy")
-    exp = analysis.load([smoke_experiment, renamed])
-    assert len(exp.trials) == 6 and set(exp.trials["experiment"]) == {"smoke", "smoke-copy"}
-    stats = seed_statistics(exp.trials, ["cluster_acc"])
-    # each configuration appears twice (the copy), so every group counts 2 with equal min and max
-    assert (stats["best_cluster_acc_count"] == 2).all()
-    assert (stats["best_cluster_acc_min"] == stats["best_cluster_acc_max"]).all()
+def test_several_experiments_at_once_and_statistics_across_seeds(
+    smoke_experiment: Path, tmp_path: Path
+) -> None:
+    """A copy of the experiment whose trials ran with seed 1 and reached half the cluster
+    accuracy: each configuration then has two seeds with a hand-computable spread."""
+    other = copy_of(smoke_experiment, tmp_path).rename(tmp_path / "smoke-seed1")
+    for folder in trial_dirs(other):
+        info = json.loads((folder / "run.json").read_text())
+        info["config"]["seed"] = 1
+        (folder / "run.json").write_text(json.dumps(info))
+        rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        lines = [json.dumps({**r, "cluster_acc": r["cluster_acc"] / 2}) for r in rows]
+        (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    exp = analysis.load([smoke_experiment, other])
+    assert len(exp.trials) == 6 and set(exp.trials["experiment"]) == {"smoke", "smoke-seed1"}
+    assert sorted(exp.trials["seed"]) == [0, 0, 0, 1, 1, 1]
+    stats = seed_statistics(exp.trials, ["cluster_acc"]).set_index("alpha")
+    original = exp.trials[exp.trials["seed"] == 0].set_index("alpha")["best_cluster_acc"]
+    assert len(stats) == 3 and (stats["best_cluster_acc_count"] == 2).all()
+    for alpha, best in original.items():
+        assert stats.loc[alpha, "best_cluster_acc_min"] == pytest.approx(best / 2)
+        assert stats.loc[alpha, "best_cluster_acc_max"] == pytest.approx(best)
+        assert stats.loc[alpha, "best_cluster_acc_median"] == pytest.approx(0.75 * best)
 
 
 def test_views_on_hand_made_tables() -> None:

@@ -1,25 +1,29 @@
-"""Every named space gives trials that make a valid Config; every space file is registered."""
+"""Every named space gives trials that make a valid Config; every space file is registered; the
+loader reads names and users' files and refuses what it cannot use."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import optuna
 import pytest
 
 import search_spaces
-from search_spaces import SPACES, get_space
 from ucc_tune.config import Config, field_names
+from ucc_tune.spaces import SPACES, SpaceError, load_space, probe, trial_outcome
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+State = optuna.trial.TrialState
 
 
 @pytest.mark.parametrize("name", sorted(SPACES))
 def test_space_trials_build_valid_configs(name: str) -> None:
+    space = load_space(name)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(8):
         trial = study.ask()
-        constants = SPACES[name](trial)
+        constants = space.fn(trial)
         values = {**trial.params, **constants}
         assert set(values) <= set(field_names()), "parameter names must be Config fields"
         config = Config.from_dict(values)
@@ -36,29 +40,61 @@ def test_every_space_file_is_registered() -> None:
 
 def test_spaces_have_a_docstring_question() -> None:
     for name in SPACES:
-        module = __import__(f"search_spaces.{name}", fromlist=["space"])
+        module = __import__(SPACES[name], fromlist=["space"])
         assert module.__doc__ and module.__doc__.strip(), name
 
 
-def test_alpha_sweep_includes_alpha_one() -> None:
-    study = optuna.create_study(sampler=optuna.samplers.GridSampler({"alpha": [1.0]}))
-    trial = study.ask()
-    SPACES["alpha_sweep"](trial)
-    assert Config.from_dict(trial.params).use_decoder is False
+def test_alpha_sweep_grid_holds_alpha_one_and_is_its_budget() -> None:
+    space = load_space("alpha_sweep")
+    assert space.grid is not None and 1.0 in space.grid["alpha"] and 0.0 in space.grid["alpha"]
+    assert space.num_samples == len(space.grid["alpha"])  # one trial per grid point
+    searched, _ = probe(space, {}, set())
+    assert searched == ["alpha"]
+
+
+def test_probe_finds_conditional_parameters_and_refuses_clashes() -> None:
+    searched, config = probe(load_space("full"), {"epochs": 3}, set())
+    assert "consistency_temperature" in searched and "recon_loss" in searched  # suggested only sometimes
+    assert config.epochs == 3
+    with pytest.raises(SpaceError, match="--set alpha: the space searches it"):
+        probe(load_space("smoke"), {"alpha": 0.5}, {"alpha"})
 
 
 def test_user_space_file_and_bad_names(tmp_path: Path) -> None:
     path = tmp_path / "mine.py"
-    path.write_text("def space(trial):\n    trial.suggest_int('num_features', 4, 8)\n    return {}\n")
-    fn = get_space(str(path))
+    path.write_text(
+        "NUM_SAMPLES = 5\n\ndef space(trial):\n    trial.suggest_int('num_features', 4, 8)\n    return {}\n"
+    )
+    space = load_space(str(path))
+    assert space.num_samples == 5 and space.grid is None and space.label == "mine"
     study = optuna.create_study()
     trial = study.ask()
-    fn(trial)
+    space.fn(trial)
     assert 4 <= trial.params["num_features"] <= 8
-    with pytest.raises(ValueError, match="unknown search space 'nope'; choose one of alpha_sweep"):
-        get_space("nope")
-    with pytest.raises(ValueError, match="does not exist"):
-        get_space(str(tmp_path / "missing.py"))
+    with pytest.raises(SpaceError, match="unknown search space 'nope'; choose one of alpha_sweep"):
+        load_space("nope")
+    with pytest.raises(SpaceError, match="does not exist"):
+        load_space(str(tmp_path / "missing.py"))
     (tmp_path / "empty.py").write_text("x = 1\n")
-    with pytest.raises(ValueError, match="must define"):
-        get_space(str(tmp_path / "empty.py"))
+    with pytest.raises(SpaceError, match="must define"):
+        load_space(str(tmp_path / "empty.py"))
+    (tmp_path / "typo.py").write_text(
+        "def space(trial):\n    trial.suggest_float('alhpa', 0, 1)\n    return {}\n"
+    )
+    with pytest.raises(SpaceError, match="unknown key"):
+        probe(load_space(str(tmp_path / "typo.py")), {}, set())
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "epochs_run", "state", "told"),
+    [
+        ([0.9], False, 4, State.COMPLETE, 0.9),
+        ([0.9, 0.2], False, 4, State.COMPLETE, [0.9, 0.2]),
+        ([0.9], False, 2, State.PRUNED, None),  # stopped by a scheduler: its early value misleads TPE
+        ([math.nan], False, 4, State.FAIL, None),
+        ([None], False, 1, State.PRUNED, None),
+        ([0.9], True, 1, State.FAIL, None),
+    ],
+)
+def test_trial_outcome(values: list, error: bool, epochs_run: int, state: State, told: object) -> None:
+    assert trial_outcome(values, error, epochs_run, planned_epochs=4) == (state, told)
