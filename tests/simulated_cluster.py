@@ -9,6 +9,7 @@ for ``device=cuda`` on a logical GPU).
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -20,6 +21,13 @@ def space(trial):
 """
 
 
+def free_port() -> int:
+    """A port nothing listens on now (another cluster's dashboard may hold Ray's default 8265)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def main(out: Path) -> int:
     import ray
     from ray.cluster_utils import Cluster
@@ -27,7 +35,7 @@ def main(out: Path) -> int:
     from ucc_tune import search
 
     # a dashboard of its own: Train V2 cleans placement groups through its State API
-    head = {"num_cpus": 2, "num_gpus": 0, "include_dashboard": True}
+    head = {"num_cpus": 2, "num_gpus": 0, "include_dashboard": True, "dashboard_port": free_port()}
     cluster = Cluster(initialize_head=True, head_node_args=head)
     for _ in range(2):
         cluster.add_node(num_cpus=2, num_gpus=1)

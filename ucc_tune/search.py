@@ -149,7 +149,8 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
     except (SpaceError, ValueError) as err:
         raise UsageError(str(err)) from None
     metrics, modes = parse_objectives(args.metric, args.mode)
-    fixed = config_values(args) | {"num_workers": resources.workers, "num_threads": resources.threads}
+    # torch threads follow the CPUs asked for unless --set says otherwise; DDP from the flag alone
+    fixed = {"num_threads": resources.threads} | config_values(args) | {"num_workers": resources.workers}
     if resources.gpus > 0 and fixed.get("device") == "cpu":
         raise UsageError(f"--gpus-per-trial {resources.gpus:g} with device=cpu: the GPUs would sit idle")
     try:
