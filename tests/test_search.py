@@ -278,3 +278,15 @@ def test_trials_can_be_ray_train_runs(ray_cluster: None, tmp_path: Path) -> None
     assert (trial_dir / "artifacts" / "js.npz").is_file()
     (rank,) = json.loads((trial_dir / "run.json").read_text())["placement"]
     assert rank["world_size"] == 1 and rank["resources"] == {"CPU": 1.0} and rank["gpu_ids"] == []
+
+
+def test_resources_the_cluster_never_has_exit_2(
+    ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Ray would keep such trials pending for ever: the command says so instead (2 CPUs, no GPU)."""
+    assert run_main(tmp_path, "gpu", "--space", "smoke", "--gpus-per-trial", "1") == 2
+    err = capsys.readouterr().err
+    assert "a trial needs 1 GPU in all (its process and its ranks), but the cluster has 0" in err
+    assert run_main(tmp_path, "wide", "--space", "smoke", "--workers-per-trial", "3") == 2
+    assert "a trial needs 3.05 CPU in all" in capsys.readouterr().err
+    assert not (tmp_path / "gpu").exists() and not (tmp_path / "wide").exists()

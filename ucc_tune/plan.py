@@ -21,6 +21,10 @@ REDUCTION_FACTOR = 3  # ASHA keeps 1/this of the trials at each rung
 TRIAL_DRIVER_CPU = 0.05  # what a DDP trial's own process holds: it only drives a TorchTrainer
 
 
+class ResourceError(ValueError):
+    """Resources a cluster can never give (a trial would wait for ever); exit code 2."""
+
+
 @dataclass(frozen=True)
 class Resources:
     """What each trial asks for. In-process trials (``workers == 0``) hold ``cpus`` and
@@ -67,6 +71,17 @@ class Resources:
         """Everything one trial holds while it runs: its process plus its ranks."""
         n = self.workers
         return {"CPU": self.trial["CPU"] + n * self.cpus, "GPU": self.trial["GPU"] + n * self.gpus}
+
+    def unfit(self, cluster: dict[str, float]) -> str | None:
+        """Why one trial can never run on ``cluster`` (Ray would keep it pending), or None."""
+        for kind, need in self.per_trial.items():
+            if need > cluster.get(kind, 0.0) + 1e-9:
+                return (
+                    f"a trial needs {need:g} {kind} in all (its process and its ranks), but the cluster "
+                    f"has {cluster.get(kind, 0.0):g}; ask for less (--cpus-per-trial, --gpus-per-trial, "
+                    "--workers-per-trial) or use a bigger cluster"
+                )
+        return None
 
     def concurrency(self, cluster: dict[str, float]) -> int:
         """How many trials fit the cluster's CPUs and GPUs at once (at least one)."""

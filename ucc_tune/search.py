@@ -17,7 +17,15 @@ import sys
 from typing import Any
 
 from ucc_tune.config import ConfigError, add_config_arguments, config_values, parse_assignments
-from ucc_tune.plan import GRACE_PERIOD, REDUCTION_FACTOR, Resources, SearchPlan, fetch_driver_files, publish
+from ucc_tune.plan import (
+    GRACE_PERIOD,
+    REDUCTION_FACTOR,
+    ResourceError,
+    Resources,
+    SearchPlan,
+    fetch_driver_files,
+    publish,
+)  # fmt: skip
 from ucc_tune.schema import (
     METRICS_FILE,
     OBJECTIVES,
@@ -210,8 +218,12 @@ def main(argv: list[str] | None = None) -> int:
             "  token authentication is on: the token is in ~/.ray/auth_token (or $RAY_AUTH_TOKEN_PATH); "
             "send it as the header 'Authorization: Bearer <token>' or the cookie 'ray-authentication-token'"
         )
-    device = str(plan.fixed.get("device", "auto"))
-    resources = tune.ray_resources(plan.resources, device, plan.max_concurrent)
+    try:
+        device = str(plan.fixed.get("device", "auto"))
+        resources = tune.ray_resources(plan.resources, device, plan.max_concurrent)
+    except ResourceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     plan.experiment_dir.mkdir(parents=True, exist_ok=True)
     if plan.resume:
         fetch_driver_files(plan)

@@ -29,7 +29,7 @@ from ray.tune.search.optuna import OptunaSearch
 from torch import nn
 
 from ucc_tune.config import Config
-from ucc_tune.plan import Resources, SearchPlan, publish
+from ucc_tune.plan import ResourceError, Resources, SearchPlan, publish
 from ucc_tune.schema import DDP_RUN_NAME, STUDY_FILE, TRAIN_RUN_PREFIX, TRAIN_RUNS_DIR, error_text
 from ucc_tune.spaces import SpaceWithConstants, load_space, make_sampler, trial_outcome
 from ucc_tune.storage import Storage
@@ -153,16 +153,16 @@ class RayResources:
 
 
 def ray_resources(r: Resources, device: str, fixed: int | None = None) -> RayResources:
-    """The one mapping of what the flags ask for to Ray: the trial's own resources, Ray Train's
-    per-worker CPUs and GPUs and backend, and how many trials at once (``fixed``, else what the
-    cluster's CPUs and GPUs fit). GPU use comes from the flags, never from what this process sees."""
+    """The one mapping of the flags to Ray: the trial's own resources, Ray Train's per-worker CPUs,
+    GPUs and backend, and how many trials at once (``fixed``, else what the cluster's CPUs and GPUs
+    fit; ResourceError if none ever fits). GPUs come from the flags, never from this process."""
+    cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
+    if (unfit := r.unfit(cluster)) is not None:
+        raise ResourceError(unfit)
     return RayResources(
-        trial={k.lower(): v for k, v in r.trial.items()},
-        workers=r.workers,
-        worker=r.worker,
-        backend=ddp_backend(r, device) if r.workers else "gloo",
-        concurrency=fixed or r.concurrency({k: float(v) for k, v in ray.cluster_resources().items()}),
-    )
+        trial={k.lower(): v for k, v in r.trial.items()}, workers=r.workers, worker=r.worker,
+        backend=ddp_backend(r, device) if r.workers else "gloo", concurrency=fixed or r.concurrency(cluster),
+    )  # fmt: skip
 
 
 def ddp_backend(resources: Resources, device: str) -> str:
@@ -177,7 +177,7 @@ def ddp_backend(resources: Resources, device: str) -> str:
 
     usable = ray.get(cuda_usable.remote(), timeout=600)
     if not usable and device == "cuda":
-        raise RuntimeError("device=cuda, but torch sees no usable CUDA device on the GPU nodes")
+        raise ResourceError("device=cuda, but torch sees no usable CUDA device on the GPU nodes")
     return "nccl" if usable else "gloo"
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from ucc_tune.config import Config, ConfigError, add_config_arguments, config_values
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
+from ucc_tune.plan import ResourceError
 from ucc_tune.schema import METRICS_FILE, RUN_FILE
 from ucc_tune.train.loop import train
 from ucc_tune.train.session import LocalSession
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training {config.model} on {config.dataset} -> {out}", flush=True)
     try:
         metrics = run_training(config, out, args.resume, args.gpus_per_worker)
-    except (DatasetNotFoundError, BagSizeError) as err:
+    except (DatasetNotFoundError, BagSizeError, ResourceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print_summary(metrics, out)
