@@ -64,7 +64,8 @@ def test_last_and_best_by_hand() -> None:
         (False, 2, "RUNNING", "RUNNING"),
         (False, 0, "PENDING", "PENDING"),
         (False, 0, "PAUSED", "PENDING"),
-        (False, 0, None, "PENDING"),
+        (False, 0, None, "PENDING"),  # started, nothing reported yet
+        (False, 0, "TERMINATED", "STOPPED"),  # ended without reporting an epoch
     ],
 )
 def test_status_rule(error: bool, epochs_run: int, ray_status: str | None, want: str) -> None:
