@@ -65,7 +65,7 @@ def test_last_and_best_by_hand() -> None:
         (False, 0, "PENDING", "PENDING"),
         (False, 0, "PAUSED", "PENDING"),
         (False, 0, None, "PENDING"),  # started, nothing reported yet
-        (False, 0, "TERMINATED", "STOPPED"),  # ended without reporting an epoch
+        (False, 0, "TERMINATED", "PENDING"),  # a trial that never ran is not STOPPED
     ],
 )
 def test_status_rule(error: bool, epochs_run: int, ray_status: str | None, want: str) -> None:

@@ -148,7 +148,7 @@ def trial_status(error: bool, epochs_run: int, planned_epochs: int | None, ray_s
     ``ERROR``: it raised (or Ray says so). ``RUNNING``/``PENDING``: Ray says it is running or
     waiting (``PAUSED`` counts as waiting). Otherwise it has ended: ``TERMINATED`` when it ran
     every planned epoch, ``STOPPED`` when it ended before (a scheduler such as ASHA stopped it),
-    and ``PENDING`` when it never reported an epoch and Ray does not say it ended.
+    and ``PENDING`` when it never reported an epoch (it never ran, whatever Ray says).
     """
     if error or ray_status == "ERROR":
         return "ERROR"
@@ -158,7 +158,7 @@ def trial_status(error: bool, epochs_run: int, planned_epochs: int | None, ray_s
         return "PENDING"
     if planned_epochs is not None and epochs_run >= planned_epochs:
         return "TERMINATED"
-    return "STOPPED" if epochs_run > 0 or ray_status == "TERMINATED" else "PENDING"
+    return "STOPPED" if epochs_run > 0 else "PENDING"
 
 
 def error_text(error: BaseException) -> str:
