@@ -115,21 +115,27 @@ def test_a_failing_trial_does_not_stop_the_search(
     ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     space = tmp_path / "half_broken.py"
-    # trial 0 asks for bags larger than digits' validation classes (30 images): it must error
+    # trial 0 asks for bags larger than digits' validation classes (30 images): it must error;
+    # trial 2 draws an invalid config (a space only partly valid): an ERROR row, no crash
     space.write_text(
         "def space(trial):\n"
         "    trial.suggest_float('alpha', 0.5, 1.0)\n"
         "    return {'bag_size': 64 if trial.number == 0 else 8, 'bags_per_label': 2,\n"
+        "            'rcc_weight': -1.0 if trial.number == 2 else 0.0,\n"
         "            'eval_bags_per_label': 3, 'epochs': 2, 'steps_per_epoch': 2}\n"
     )
-    args = ["--space", str(space), "--num-samples", "2", "--max-concurrent", "1", "--max-failures", "0"]
+    args = ["--space", str(space), "--num-samples", "3", "--max-concurrent", "1", "--max-failures", "0"]
     assert run_main(tmp_path, "fail", *args) == 0
-    assert "1 ERROR" in capsys.readouterr().out
-    table = pd.read_parquet(tmp_path / "fail" / "trials.parquet").set_index("bag_size")
-    assert table.loc[64, "status"] == "ERROR" and "bag_size=64" in table.loc[64, "error"]
-    assert table.loc[8, "status"] == "TERMINATED"
+    out = capsys.readouterr().out
+    assert "2 ERROR" in out and "such trials will be ERROR rows" in out
+    table = pd.read_parquet(tmp_path / "fail" / "trials.parquet")
+    by_size = table[table["rcc_weight"] == 0].set_index("bag_size")
+    assert by_size.loc[64, "status"] == "ERROR" and "bag_size=64" in by_size.loc[64, "error"]
+    assert by_size.loc[8, "status"] == "TERMINATED"
+    (invalid,) = table[table["rcc_weight"] == -1.0].itertuples()
+    assert invalid.status == "ERROR" and "rcc_weight=-1.0 must be >= 0" in invalid.error
     states = sorted(t.state.name for t in study(tmp_path / "fail").trials)
-    assert states == ["COMPLETE", "FAIL"]
+    assert states == ["COMPLETE", "FAIL", "FAIL"]
 
 
 @pytest.mark.parametrize(
@@ -148,6 +154,11 @@ def test_a_failing_trial_does_not_stop_the_search(
         (["--num-samples", "0"], "--num-samples 0: must be >= 1"),
         (["--reduction-factor", "1"], "--reduction-factor 1: must be >= 2"),
         (["--set", "model=paper", "--set", "encoder_dropout=0.3"], "has no dropout layers"),
+        (["--max-concurrent", "0"], "--max-concurrent 0: must be >= 1"),
+        (["--num-samples", "-1"], "--num-samples -1: must be >= 1"),
+        (["--cpus-per-trial", "-1"], "--cpus-per-trial -1: must be > 0"),
+        (["--space", "smoke", "--grace-period", "3"], "--grace-period 3: must be <= the trials' 2 epochs"),
+        (["--set", "dataset=mnist", "--set", "data_dir=/nonexistent"], "dataset='mnist': "),
     ],
 )
 def test_bad_input_exits_2_before_ray_starts(
@@ -290,3 +301,23 @@ def test_resources_the_cluster_never_has_exit_2(
     assert run_main(tmp_path, "wide", "--space", "smoke", "--workers-per-trial", "3") == 2
     assert "a trial needs 3.05 CPU in all" in capsys.readouterr().err
     assert not (tmp_path / "gpu").exists() and not (tmp_path / "wide").exists()
+
+
+def test_unusable_storage_and_spaces_exit_2_and_leave_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    import ucc_tune.tune as tune
+
+    def no_ray(*_: object, **__: object) -> None:
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(tune, "start_ray", no_ray)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert search.main(["--storage-path", str(afile / "exps"), "--name", "x"]) == 2
+    assert f"{afile} is a file, not a folder" in capsys.readouterr().err
+    broken = tmp_path / "broken.py"
+    broken.write_text("def space(trial):\n    return {\n")
+    assert search.main(["--storage-path", str(tmp_path / "exps"), "--space", str(broken), "--name", "b"]) == 2
+    assert "cannot be loaded: SyntaxError" in capsys.readouterr().err
+    assert not (tmp_path / "exps").exists()  # a corrected command may use the same --name

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from ucc_tune.config import ConfigError, add_config_arguments, config_values, parse_assignments
@@ -162,9 +164,16 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
     if resources.gpus > 0 and fixed.get("device") == "cpu":
         raise UsageError(f"--gpus-per-trial {resources.gpus:g} with device=cpu: the GPUs would sit idle")
     try:
-        searched, config = probe(space, fixed, set(parse_assignments(args.set)))
+        searched, configs, problems = probe(space, fixed, set(parse_assignments(args.set)))
     except SpaceError as err:
         raise UsageError(str(err)) from None
+    if problems:
+        print(f"note: {len(problems)} of the space's probe draws make no valid Config (e.g. {problems[0]}); "
+              "such trials will be ERROR rows")  # fmt: skip
+    config = configs[0]
+    _check_datasets(configs)
+    if args.scheduler == "asha" and args.grace_period > config.epochs:
+        raise UsageError(f"--grace-period {args.grace_period}: must be <= the trials' {config.epochs} epochs")
     scheduler = args.scheduler
     if scheduler == "asha" and len(metrics) > 1:
         print("note: several metrics make a multi-objective search; ASHA needs one metric, so FIFO runs")
@@ -178,6 +187,8 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
         experiment = Storage(args.storage_path).child(name)
     except ValueError as err:
         raise UsageError(f"--storage-path: {err}") from None
+    if experiment.is_local:
+        _check_writable(Path(args.storage_path).expanduser())
     return SearchPlan(
         name=name, storage=Storage(args.storage_path).uri, experiment_uri=experiment.uri,
         experiment_dir=local_mirror(experiment), space=space.source, searched=tuple(searched), fixed=fixed,
@@ -188,6 +199,31 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
         resume=args.resume, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
         dashboard_host=args.dashboard_host,
     )  # fmt: skip
+
+
+def _check_datasets(configs: list[Any]) -> None:
+    """Every dataset the trials will read is there (and splits), read once here, not found
+    missing inside every trial."""
+    from ucc_tune.data.sources import DatasetNotFoundError
+    from ucc_tune.data.splits import load_splits
+
+    seen = {
+        (c.dataset, c.data_dir, c.split_seed, c.val_fraction, c.test_fraction, c.download) for c in configs
+    }
+    for dataset, data_dir, split_seed, val, test, download in sorted(seen):
+        try:
+            load_splits(dataset, data_dir, split_seed, val, test, download=download)
+        except (DatasetNotFoundError, ValueError) as err:
+            raise UsageError(f"dataset={dataset!r}: {err}") from None
+
+
+def _check_writable(folder: Path) -> None:
+    """``--storage-path`` is a folder (or can become one) that this user can write into."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"--storage-path {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--storage-path {folder}: {existing} is not writable")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 import optuna
 
-from ucc_tune.config import Config, field_names
+from ucc_tune.config import Config, ConfigError, field_names
 
 SpaceFn = Callable[[Any], dict[str, Any]]
 DEFAULT_SAMPLES = 8  # trials of a space that names no NUM_SAMPLES and no GRID
@@ -71,7 +71,12 @@ def _module(name_or_path: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"user_space_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # a syntax error, a failing import: the user's file, not our bug
+        raise SpaceError(
+            f"search space file {str(path)!r} cannot be loaded: {type(err).__name__}: {err}"
+        ) from None
     return module
 
 
@@ -96,20 +101,33 @@ def get_space(name_or_path: str) -> SpaceFn:
     return load_space(name_or_path).fn
 
 
-def probe(space: Space, fixed: Mapping[str, Any], user_set: set[str]) -> tuple[list[str], Config]:
+def probe(
+    space: Space, fixed: Mapping[str, Any], user_set: set[str]
+) -> tuple[list[str], list[Config], list[str]]:
     """Draw ``PROBE_TRIALS`` random trials (and every grid point) from a throwaway study: every
     name must be a ``Config`` field, every trial with ``fixed`` must make a valid ``Config``,
-    and ``user_set`` (the ``--set`` keys) may not name a searched parameter. Returns the
-    searched parameter names and the Config of the first trial (raises ``SpaceError`` or
-    ``ConfigError``)."""
+    and ``user_set`` (the ``--set`` keys) may not name a searched parameter. The first draw must
+    make a valid ``Config`` (else ``ConfigError``); a later invalid draw only adds a line to
+    ``problems`` (such trials fail as ERROR rows, the search goes on). Returns the searched
+    parameter names, the valid Configs drawn and the problems."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = make_sampler(space, 1, seed=0) if space.grid else optuna.samplers.RandomSampler(seed=0)
     study = optuna.create_study(sampler=sampler)
     searched: set[str] = set()
-    first: Config | None = None
+    configs: list[Config] = []
+    problems: list[str] = []
     for _ in range(min(space.num_samples, PROBE_TRIALS) if space.grid else PROBE_TRIALS):
         trial = study.ask()
-        constants = space.fn(trial) or {}
+        try:
+            constants = space.fn(trial)
+        except Exception as err:  # the user's space function failed on a draw
+            raise SpaceError(f"space() of {space.source} raised {type(err).__name__}: {err}") from None
+        if constants is None:
+            constants = {}
+        if not isinstance(constants, dict):
+            raise SpaceError(
+                f"space() of {space.source} returned {type(constants).__name__}; it must return a dict"
+            )
         clash = sorted(user_set & set(trial.params))
         if clash:
             raise SpaceError(
@@ -119,12 +137,15 @@ def probe(space: Space, fixed: Mapping[str, Any], user_set: set[str]) -> tuple[l
         unknown = sorted(set(values) - set(field_names()))
         if unknown:
             raise SpaceError(f"the space sets unknown key(s) {', '.join(unknown)}; use Config field names")
-        config = Config.from_dict(values)
-        first = first or config
+        try:
+            configs.append(Config.from_dict(values))
+        except ConfigError as err:
+            if not configs and not problems:
+                raise
+            problems.append(str(err))
         searched |= set(trial.params)
         study.tell(trial, 0.0)
-    assert first is not None
-    return sorted(searched), first
+    return sorted(searched), configs, problems
 
 
 class SpaceWithConstants:

@@ -48,14 +48,14 @@ def test_alpha_sweep_grid_holds_alpha_one_and_is_its_budget() -> None:
     space = load_space("alpha_sweep")
     assert space.grid is not None and 1.0 in space.grid["alpha"] and 0.0 in space.grid["alpha"]
     assert space.num_samples == len(space.grid["alpha"])  # one trial per grid point
-    searched, _ = probe(space, {}, set())
+    searched, _, _ = probe(space, {}, set())
     assert searched == ["alpha"]
 
 
 def test_probe_finds_conditional_parameters_and_refuses_clashes() -> None:
-    searched, config = probe(load_space("full"), {"epochs": 3}, set())
+    searched, configs, problems = probe(load_space("full"), {"epochs": 3}, set())
     assert "consistency_temperature" in searched and "recon_loss" in searched  # suggested only sometimes
-    assert config.epochs == 3
+    assert configs[0].epochs == 3 and len(configs) == 32 and problems == []
     with pytest.raises(SpaceError, match="--set alpha: the space searches it"):
         probe(load_space("smoke"), {"alpha": 0.5}, {"alpha"})
 
@@ -98,3 +98,29 @@ def test_user_space_file_and_bad_names(tmp_path: Path) -> None:
 )
 def test_trial_outcome(values: list, error: bool, epochs_run: int, state: State, told: object) -> None:
     assert trial_outcome(values, error, epochs_run, planned_epochs=4) == (state, told)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def space(trial):\n    return {\n", "cannot be loaded: SyntaxError"),
+        ("import no_such_module_here\n", "cannot be loaded: ModuleNotFoundError"),
+        ("def space(trial):\n    raise RuntimeError('boom')\n", "raised RuntimeError: boom"),
+        ("def space(trial):\n    return [1, 2]\n", "returned list; it must return a dict"),
+    ],
+)
+def test_broken_space_files_are_named(tmp_path: Path, source: str, message: str) -> None:
+    path = tmp_path / "broken.py"
+    path.write_text(source)
+    with pytest.raises(SpaceError, match=message):
+        probe(load_space(str(path)), {}, set())
+
+
+def test_a_partly_valid_space_is_probed_not_refused(tmp_path: Path) -> None:
+    path = tmp_path / "wide.py"
+    path.write_text("def space(trial):\n    trial.suggest_float('alpha', 0.0, 1.5)\n    return {}\n")
+    space = load_space(str(path))
+    _, configs, problems = probe(space, {}, set())
+    assert configs and all(c.alpha <= 1 for c in configs)
+    assert problems and all("must be in [0, 1]" in p for p in problems)
+    assert len(configs) + len(problems) == 32
