@@ -17,7 +17,7 @@ from analysis import plots
 from analysis.load import Experiment, NotAnExperimentError, fetch, load
 from analysis.report import write_reports
 from analysis.views import best_trials, importance, pareto_front, seed_statistics, signal_correlation
-from ucc_tune.schema import metric_direction
+from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE, metric_direction
 
 SHOWN = ["experiment", "trial_id", "status", "epochs_run"]
 
@@ -55,6 +55,20 @@ def searched(exp: Experiment) -> list[str]:
     ]
 
 
+def best_trial_figures(best: pd.DataFrame, out: Path) -> list[Path | None]:
+    """The best trial's JS heatmap and reconstructions; a missing artifact is warned about."""
+    if not len(best):
+        return []
+    trial_dir = Path(best["trial_dir"].iloc[0])
+    figures = [plots.js_heatmap(trial_dir, out), plots.reconstructions(trial_dir, out)]
+    for figure, name in zip(figures, (JS_FILE, RECONSTRUCTIONS_FILE), strict=True):
+        if figure is None:
+            print(
+                f"warning: the best trial has no {ARTIFACTS_DIR}/{name} ({trial_dir}); its figure is left out"
+            )
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -80,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         plots.objective_vs_parameters(exp.trials, params, metric, out),
         plots.learning_curves(exp.history, list(best["trial_id"]) if len(best) else [], metric, out),
         plots.ucc_vs_cluster(exp.trials, out),
-        plots.js_heatmap(Path(best["trial_dir"].iloc[0]), out) if len(best) else None,
-        plots.reconstructions(Path(best["trial_dir"].iloc[0]), out) if len(best) else None,
+        *best_trial_figures(best, out),
     ]
     sections = {
         "Search": {

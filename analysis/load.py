@@ -162,7 +162,12 @@ def trial_folders(exp: Path) -> list[Path]:
 
 
 def load_one(exp: Path, notes: list[str]) -> tuple[list[dict], list[dict], list[dict], dict[str, Any]]:
-    search = json.loads((exp / SEARCH_FILE).read_text()) if (exp / SEARCH_FILE).is_file() else {}
+    search: dict[str, Any] = {}
+    if (exp / SEARCH_FILE).is_file():
+        try:
+            search = json.loads((exp / SEARCH_FILE).read_text())
+        except ValueError:
+            notes.append(f"{exp / SEARCH_FILE}: not valid JSON; the search's settings are unknown")
     states = ray_trial_states(exp)
     trials, history, js = [], [], []
     for trial_dir in trial_folders(exp):

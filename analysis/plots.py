@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.views import pareto_front
+from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -67,7 +68,7 @@ def ucc_vs_cluster(trials: pd.DataFrame, out: Path) -> Path | None:
 
 def js_heatmap(trial_dir: Path, out: Path) -> Path | None:
     """The class-by-class JS divergence matrix of one trial, with class names."""
-    path = Path(trial_dir) / "artifacts" / "js.npz"
+    path = Path(trial_dir) / ARTIFACTS_DIR / JS_FILE
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as data:
@@ -82,7 +83,7 @@ def js_heatmap(trial_dir: Path, out: Path) -> Path | None:
 
 def reconstructions(trial_dir: Path, out: Path) -> Path | None:
     """The best trial's input/reconstruction grid, copied next to the other plots."""
-    source = Path(trial_dir) / "artifacts" / "reconstructions.png"
+    source = Path(trial_dir) / ARTIFACTS_DIR / RECONSTRUCTIONS_FILE
     if not source.is_file():
         return None
     target = out / "reconstructions.png"

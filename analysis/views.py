@@ -72,8 +72,9 @@ def importance(experiment_dir: Path, objective: int = 0) -> pd.DataFrame:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             values = optuna.importance.get_param_importances(study, target=target)
-    except (ValueError, RuntimeError, KeyError) as err:
-        warnings.warn(f"no importance for {experiment_dir}: {err}", stacklevel=2)
+    except Exception as err:  # too few trials, or a damaged db (sqlite: "file is not a database")
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        warnings.warn(f"no importance from {db}: {first_line}", stacklevel=2)
         return pd.DataFrame(columns=["parameter", "importance"])
     return pd.DataFrame({"parameter": list(values), "importance": list(values.values())})
 

@@ -170,6 +170,28 @@ def test_damaged_folders_are_read_with_warnings(smoke_experiment: Path, tmp_path
     assert main([str(exp_dir), "--out", str(tmp_path / "out")]) == 0
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_study_and_settings_are_warned_about_and_the_report_still_written(
+    smoke_experiment: Path, tmp_path: Path, capsys: pytest.CaptureFixture, damage: str
+) -> None:
+    exp_dir = copy_of(smoke_experiment, tmp_path)
+    db = exp_dir / "optuna.db"
+    db.write_bytes(b"not a database at all" * 50 if damage == "garbage" else db.read_bytes()[:3000])
+    (exp_dir / "search.json").write_text('{"space": "smoke", "metr')
+    for folder in trial_dirs(exp_dir):  # the best trial, whichever it is, has no artifacts left
+        shutil.rmtree(folder / "artifacts")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([str(exp_dir), "--out", str(tmp_path / "out")]) == 0
+    messages = " ".join(str(w.message) for w in caught)
+    assert f"no importance from {db}" in messages
+    assert f"{exp_dir / 'search.json'}: not valid JSON" in messages
+    printed = capsys.readouterr().out
+    assert "the best trial has no artifacts/js.npz" in printed
+    assert "the best trial has no artifacts/reconstructions.png" in printed
+    assert (tmp_path / "out" / "report.html").is_file() and (tmp_path / "out" / "trials.parquet").is_file()
+
+
 def test_bad_paths_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main([str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
