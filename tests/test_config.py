@@ -16,6 +16,7 @@ def test_defaults_are_valid_and_follow_the_paper() -> None:
     assert (c.head_hidden1, c.head_hidden2, c.alpha) == (384, 192, 0.5)
     assert (c.bag_size, c.ucc_min, c.ucc_max, c.bags_per_batch) == (16, 1, 4, 20)
     assert c.normalization == "per_image" and c.dataset == "digits"
+    assert c.paper_padding == "keras"  # what the authors' released weights were trained with
 
 
 @pytest.mark.parametrize(
@@ -36,6 +37,8 @@ def test_defaults_are_valid_and_follow_the_paper() -> None:
         ({"eval_bags_per_label": 0}, "eval_bags_per_label=0"),
         ({"dataset": "imagenet"}, "dataset='imagenet' is unknown; choose one of digits"),
         ({"model": "vit"}, "model='vit' is not allowed; choose one of paper"),
+        ({"paper_padding": "same"}, "paper_padding='same' is not allowed; choose one of keras, symmetric"),
+        ({"dataset": "mnist_sample", "ucc_max": 11}, "the 10 classes of dataset 'mnist_sample'"),
         (
             {"model": "paper", "encoder_dropout": 0.2},
             "model='paper' has no dropout layers; the models with dropout are linear",

@@ -185,3 +185,40 @@ def test_training_steps_never_wait_for_the_device(tmp_path: Path, monkeypatch: p
 
     few, many = syncs_in_an_epoch(2), syncs_in_an_epoch(12)
     assert few == many and 1 <= many <= 4  # the epoch's one NaN check and its loss means
+
+
+@pytest.mark.parametrize("checkpoint_every", [1, 2])
+def test_resume_skips_a_damaged_checkpoint_and_records_each_epoch_once(
+    tmp_path: Path, checkpoint_every: int
+) -> None:
+    """The run dies right after epoch 2 was reported. Every epoch checkpointed: the newest
+    checkpoint (epoch 2) is then damaged, the resume names it and goes on from epoch 1. Every
+    second epoch checkpointed: epoch 2 has no checkpoint, the resume goes on from epoch 1. Either
+    way epoch 2 runs again, and metrics.jsonl ends with exactly one line per epoch."""
+    config = tiny(epochs=4, checkpoint_every=checkpoint_every, keep_checkpoints=3)
+    interrupted = InterruptAfter(tmp_path)
+    interrupted.stop_epoch = 2
+    with pytest.raises(Interrupt):
+        train(config, interrupted)
+    if checkpoint_every == 1:
+        state = tmp_path / "checkpoints" / "epoch_0002" / "state.pt"
+        state.write_bytes(state.read_bytes()[:5000])  # truncated, as by a full disk
+        with pytest.warns(UserWarning, match=f"{state} is damaged"):
+            resumed = LocalSession(tmp_path, resume=True)
+    else:
+        resumed = LocalSession(tmp_path, resume=True)
+    assert str(resumed.latest_checkpoint()).endswith("epoch_0001")
+    train(config, resumed)
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [0, 1, 2, 3]
+
+
+def test_cli_refuses_to_mix_runs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    args = ["--set", "epochs=1", "--set", "steps_per_epoch=2", "--set", "bag_size=8", "--out", str(out)]
+    assert train_main(["--resume", *args]) == 2
+    assert f"nothing to resume in {out}" in capsys.readouterr().err
+    assert train_main(args) == 0
+    before = (out / "metrics.jsonl").read_text()
+    assert train_main(args) == 2  # an earlier run is there: no silent append or overwrite
+    assert f"{out} holds an earlier run (metrics.jsonl, checkpoints)" in capsys.readouterr().err
+    assert (out / "metrics.jsonl").read_text() == before

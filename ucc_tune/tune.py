@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from ucc_tune.schema import DDP_RUN_NAME, STUDY_FILE, TRAIN_RUN_PREFIX, TRAIN_RU
 from ucc_tune.spaces import SpaceWithConstants, load_space, make_sampler, trial_outcome
 from ucc_tune.storage import Storage
 from ucc_tune.train import RunFolder, placement, resolve_device, train
+from ucc_tune.train.session import WritesRunFiles
 
 
 def _ray_placement(rank: int, world_size: int, device: torch.device) -> dict[str, Any]:
@@ -45,11 +45,12 @@ def _ray_placement(rank: int, world_size: int, device: torch.device) -> dict[str
     )  # fmt: skip
 
 
-class TuneSession:
+class TuneSession(WritesRunFiles):
     """``train``'s session in an in-process Tune trial whose folder is ``folder`` (path or URI)."""
 
     rank = 0
     world_size = 1
+    folder: RunFolder
 
     def __init__(self, folder: str, trial_id: str):
         self.folder, self.trial_id = RunFolder(folder), trial_id
@@ -73,11 +74,8 @@ class TuneSession:
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model
 
-    def artifacts(self) -> AbstractContextManager[Path | None]:
-        return self.folder.artifacts()
 
-
-class RayTrainSession:
+class RayTrainSession(WritesRunFiles):
     """``train``'s session on one rank of a ``TorchTrainer``; rank 0 writes the run's files into
     ``folder`` (a path or a URI; ``None``: none) and passes each report to ``echo``."""
 
@@ -123,9 +121,6 @@ class RayTrainSession:
             return model
         ids = [self._device] if self._device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-    def artifacts(self) -> AbstractContextManager[Path | None]:
-        return self.folder.artifacts() if self.folder is not None else nullcontext()
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:

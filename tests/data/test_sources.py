@@ -134,9 +134,12 @@ def assert_partition(parts: list[np.ndarray], expected: np.ndarray) -> None:
 
 
 def test_registry_names_every_source() -> None:
-    assert list(DATASETS) == ["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder"]
+    assert list(DATASETS) == [
+        "digits", "mnist_sample", "mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder",
+    ]  # fmt: skip
     assert {n: s.num_classes for n, s in DATASETS.items()} == {
-        "digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 20, "image_folder": None,
+        "digits": 10, "mnist_sample": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 20,
+        "image_folder": None,
     }  # fmt: skip
 
 
@@ -446,7 +449,7 @@ def test_digits_is_embedded() -> None:
 
 def test_unknown_dataset_and_bad_fractions() -> None:
     with pytest.raises(
-        ValueError, match="dataset 'svhn' is unknown; choose one of digits, mnist, fashion_mnist"
+        ValueError, match="dataset 'svhn' is unknown; choose one of digits, mnist_sample, mnist, fashion"
     ):
         load_splits("svhn")
     with pytest.raises(ValueError, match="val_fraction"):

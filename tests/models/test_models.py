@@ -5,14 +5,16 @@ from __future__ import annotations
 import copy as copy_module
 import dataclasses
 import inspect
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ucc_tune.config import Config, ModelName
 from ucc_tune.models import MODELS, MODELS_WITH_DROPOUT, build_model
 from ucc_tune.models.decoders import PaperDecoder, upsample_nearest
-from ucc_tune.models.encoders import PaperEncoder
+from ucc_tune.models.encoders import PaperEncoder, PreActBlock, same_padding
 
 SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar": (3, 32, 32)}
 
@@ -152,3 +154,43 @@ def test_upsample_nearest_equals_interpolate_values_and_gradients(
     # hand check of one value: output pixel (i, j) repeats input pixel (i * h // H, j * w // W)
     i, j = size[0] - 1, size[1] - 1
     assert ours[0, 0, i, j] == x[0, 0, i * shape[2] // size[0], j * shape[3] // size[1]]
+
+
+@pytest.mark.parametrize("size", [28, 8, 32, 7, 9])
+def test_paper_padding_keeps_the_sizes(size: int) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, size, size)
+    shapes = {}
+    for padding in ("keras", "symmetric"):
+        encoder = build_model(Config(paper_padding=padding), (1, size, size), 10).encoder
+        assert isinstance(encoder, PaperEncoder)
+        shapes[padding] = [tuple(h.shape) for h in _block_outputs(encoder, x)]
+        assert encoder(x).shape == (2, 10)
+    stages = (size, math.ceil(size / 2), math.ceil(size / 4))
+    expected = [(2, c, s, s) for c, s in zip((32, 64, 128), stages, strict=True)]
+    assert shapes["keras"] == shapes["symmetric"] == expected
+
+
+def _block_outputs(encoder: PaperEncoder, x: torch.Tensor) -> list[torch.Tensor]:
+    h, outputs = encoder.stem(x), []
+    for block in encoder.blocks:
+        h = block(h)
+        outputs.append(h)
+    return outputs
+
+
+def test_keras_padding_pads_after_on_even_sizes_and_evenly_on_odd_ones() -> None:
+    assert [same_padding(n, 3, 2) for n in (28, 14, 8, 7, 5)] == [(0, 1)] * 3 + [(1, 1)] * 2
+    assert same_padding(28, 3, 1) == (1, 1) and same_padding(14, 1, 2) == (0, 0)
+    torch.manual_seed(0)
+    keras, symmetric = PreActBlock(4, 8, 2, "keras"), PreActBlock(4, 8, 2, "symmetric")
+    symmetric.load_state_dict(keras.state_dict())
+    h = torch.randn(2, 4, 14, 14)
+    a = torch.relu(h)
+    by_hand = F.conv2d(F.pad(a, (0, 1, 0, 1)), keras.conv1.weight, keras.conv1.bias, stride=2)
+    main = keras.conv2(torch.relu(by_hand))
+    with torch.no_grad():
+        torch.testing.assert_close(keras(h), main + F.pad(keras.shortcut(a), (0, 0, 0, 0, 0, 4)))
+        assert not torch.allclose(keras(h), symmetric(h))
+    with pytest.raises(ValueError, match="padding='same' is unknown; choose keras or symmetric"):
+        PreActBlock(4, 8, 2, "same")

@@ -55,7 +55,7 @@ def normalize_splits(splits: DataSplits, config: Config) -> dict[str, np.ndarray
             "split_seed": config.split_seed,
             "val_fraction": config.val_fraction,
             "test_fraction": config.test_fraction,
-            "data_dir": str(config.data_dir) if config.dataset != "digits" else "",
+            "data_dir": "" if config.dataset in ("digits", "mnist_sample") else str(config.data_dir),
         }
         mean, std = stats.cached_channel_stats(raw["train"], key, config.cache_dir or None)
         return {name: stats.standardize_channels(x, mean, std) for name, x in raw.items()}

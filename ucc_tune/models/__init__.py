@@ -17,8 +17,8 @@ from ucc_tune.models.ucc import UCCModel, UCCOutput
 if TYPE_CHECKING:
     from ucc_tune.config import Config
 
-# name -> (encoder class, decoder class); both take (image_shape, num_features), and those of
-# MODELS_WITH_DROPOUT also take dropout
+# name -> (encoder class, decoder class); both take (image_shape, num_features), those of
+# MODELS_WITH_DROPOUT also take dropout, and the paper encoder takes padding
 MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "paper": (encoders.PaperEncoder, decoders.PaperDecoder),
     "conv": (encoders.ConvEncoder, decoders.ConvDecoder),
@@ -32,6 +32,7 @@ def build_model(config: Config, image_shape: tuple[int, int, int], num_classes: 
 
     ``config.encoder_dropout`` goes to the encoder and decoder of the ``MODELS_WITH_DROPOUT``;
     asking another model for ``encoder_dropout > 0`` is a ValueError, not a silent no-op.
+    ``config.paper_padding`` goes to the ``paper`` encoder (its stride-2 convolutions).
     """
     if config.model not in MODELS:
         raise ValueError(f"model={config.model!r} is unknown; choose one of {', '.join(MODELS)}")
@@ -43,7 +44,8 @@ def build_model(config: Config, image_shape: tuple[int, int, int], num_classes: 
         )
     extra = {"dropout": config.encoder_dropout} if has_dropout else {}
     encoder_cls, decoder_cls = MODELS[config.model]
-    encoder = encoder_cls(image_shape, config.num_features, **extra)
+    padding = {"padding": config.paper_padding} if config.model == "paper" else {}
+    encoder = encoder_cls(image_shape, config.num_features, **extra, **padding)
     decoder = decoder_cls(image_shape, config.num_features, **extra) if config.use_decoder else None
     return UCCModel(
         encoder,

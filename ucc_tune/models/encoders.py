@@ -5,6 +5,11 @@ Every encoder ends in a sigmoid so that the features lie in the KDE layer's supp
 pre-activation residual network of widths 16-32-64-128 with two stride-2 stages, no batch norm
 and no dropout, whose shortcuts widen by zero-padding channels; the others are baselines. Only
 ``LinearEncoder`` has dropout layers, so only it takes a ``dropout`` argument.
+
+Keras' 'same' padding of a stride-2 3x3 convolution is not PyTorch's ``padding=1``: on an even
+size it pads 0 pixels before and 1 after, so every output pixel sees a window shifted by one
+pixel. ``PaperEncoder(padding="keras")`` pads that way and so computes what the authors'
+weights were trained with; ``"symmetric"`` is ``padding=1``. Both give the same output sizes.
 """
 
 from __future__ import annotations
@@ -19,10 +24,17 @@ ImageShape = tuple[int, int, int]  # (C, H, W)
 
 
 def downsampled(size: int, stages: int) -> int:
-    """Spatial size after ``stages`` stride-2 3x3 convolutions with padding 1."""
+    """Spatial size after ``stages`` stride-2 3x3 convolutions with 'same' padding of either kind."""
     for _ in range(stages):
         size = math.ceil(size / 2)
     return size
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """Keras/TensorFlow 'same' padding (before, after) of one axis: just enough for an output of
+    ``ceil(size / stride)``, the odd pixel after (stride 2, kernel 3: (0, 1) on even sizes)."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
 
 
 def pad_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
@@ -43,32 +55,46 @@ class PreActBlock(nn.Module):
     """``a = ReLU(h)``; main ``conv3x3(stride) -> ReLU -> conv3x3``; shortcut widens ``a``.
 
     The shortcut is ``a`` itself (stride 1) or a strided 1x1 conv keeping ``c_in`` channels
-    (stride 2), zero-padded to ``c_out`` channels. No ReLU after the second conv.
+    (stride 2), zero-padded to ``c_out`` channels. No ReLU after the second conv. ``padding``
+    says how a stride-2 ``conv1`` pads: ``"keras"`` (``same_padding``) or ``"symmetric"`` (1).
     """
 
-    def __init__(self, c_in: int, c_out: int, stride: int):
+    def __init__(self, c_in: int, c_out: int, stride: int, padding: str = "keras"):
         super().__init__()
-        self.c_out = c_out
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
+        if padding not in ("keras", "symmetric"):
+            raise ValueError(f"padding={padding!r} is unknown; choose keras or symmetric")
+        self.c_out, self.stride = c_out, stride
+        self.keras_pad = padding == "keras" and stride != 1  # at stride 1 both pad 1 on every side
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=0 if self.keras_pad else 1)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.shortcut = nn.Conv2d(c_in, c_in, 1, stride=stride) if stride != 1 else nn.Identity()
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         a = F.relu(h)
-        main = self.conv2(F.relu(self.conv1(a)))
+        x = a
+        if self.keras_pad:
+            top, bottom = same_padding(a.shape[-2], 3, self.stride)
+            left, right = same_padding(a.shape[-1], 3, self.stride)
+            x = F.pad(a, (left, right, top, bottom))
+        main = self.conv2(F.relu(self.conv1(x)))
         return main + pad_channels(self.shortcut(a), self.c_out)
 
 
 class PaperEncoder(nn.Module):
-    """The UCC feature extractor; 358,848 parameters at 28x28x1 with J=10, as the authors' model."""
+    """The UCC feature extractor; 358,848 parameters at 28x28x1 with J=10, as the authors' model.
 
-    def __init__(self, image_shape: ImageShape, num_features: int):
+    ``padding``: ``"keras"`` (the authors' stride-2 padding) or ``"symmetric"`` (``padding=1``).
+    """
+
+    def __init__(self, image_shape: ImageShape, num_features: int, padding: str = "keras"):
         super().__init__()
         c, h, w = image_shape
         self.stem = nn.Conv2d(c, 16, 3, padding=1)
-        self.blocks = nn.Sequential(PreActBlock(16, 32, 1), PreActBlock(32, 64, 2), PreActBlock(64, 128, 2))
-        flat = 128 * downsampled(h, 2) * downsampled(w, 2)
-        self.fc = nn.Linear(flat, num_features, bias=False)
+        self.blocks = nn.Sequential(
+            PreActBlock(16, 32, 1, padding), PreActBlock(32, 64, 2, padding), PreActBlock(64, 128, 2, padding)
+        )
+        self.grid = (downsampled(h, 2), downsampled(w, 2))  # spatial size before the flatten
+        self.fc = nn.Linear(128 * self.grid[0] * self.grid[1], num_features, bias=False)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

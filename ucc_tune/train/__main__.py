@@ -18,7 +18,7 @@ from ucc_tune.config import Config, ConfigError, add_config_arguments, config_va
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
 from ucc_tune.plan import ResourceError
-from ucc_tune.schema import METRICS_FILE, RUN_FILE
+from ucc_tune.schema import DDP_RUN_NAME, METRICS_FILE, RUN_FILE
 from ucc_tune.train.loop import train
 from ucc_tune.train.session import LocalSession
 
@@ -88,6 +88,17 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --resume needs --out, the folder of the run to continue", file=sys.stderr)
         return 2
     out = args.out or Path("runs") / f"train-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    earlier = [name for name in (METRICS_FILE, "checkpoints", DDP_RUN_NAME) if (out / name).exists()]
+    if earlier and not args.resume:
+        print(f"error: {out} holds an earlier run ({', '.join(earlier)}); pass --resume to continue it "
+              "or use a new --out", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.resume and not earlier:
+        print(
+            f"error: nothing to resume in {out} (no {METRICS_FILE}, checkpoints/ or {DDP_RUN_NAME}/)",
+            file=sys.stderr,
+        )
+        return 2
     from ucc_tune.provenance import provenance
 
     out.mkdir(parents=True, exist_ok=True)

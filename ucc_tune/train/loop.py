@@ -98,6 +98,7 @@ def setup(config: Config, session: Session, data: Data | None = None) -> Run:
     checkpoint = session.latest_checkpoint()
     if checkpoint is not None:
         load_checkpoint(run, Path(checkpoint))
+    session.resume_after(run.start_epoch - 1)
     return run
 
 

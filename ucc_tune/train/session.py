@@ -14,8 +14,10 @@ import os
 import shutil
 import socket
 import time
+import warnings
+import zipfile
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +47,11 @@ class Session(Protocol):
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None: ...
 
     def latest_checkpoint(self) -> str | None: ...
+
+    def resume_after(self, epoch: int) -> None:
+        """The run goes on after ``epoch`` (-1: from the start): its metrics file keeps no line of a
+        later epoch, so that no epoch is recorded twice."""
+        ...
 
     def prepare_model(self, model: nn.Module) -> nn.Module: ...
 
@@ -98,12 +105,36 @@ class RunFolder:
     def append_metrics(self, metrics: dict[str, Any]) -> None:
         self.storage.append_text(json.dumps(metrics) + "\n", METRICS_FILE)
 
+    def drop_metrics_after(self, epoch: int) -> None:
+        """Keep the lines of ``metrics.jsonl`` up to ``epoch`` (damaged lines go too)."""
+        if not self.storage.exists(METRICS_FILE):
+            return
+        lines = self.storage.read_text(METRICS_FILE).splitlines(keepends=True)
+        epochs = [_epoch_of(line) for line in lines]
+        kept = [line for line, e in zip(lines, epochs, strict=True) if e is not None and e <= epoch]
+        if len(kept) != len(lines):
+            self.storage.write_text("".join(kept), METRICS_FILE)
+
     def artifacts(self) -> AbstractContextManager[Path | None]:
         return self.storage.staged(ARTIFACTS_DIR)
 
 
+class WritesRunFiles:
+    """What a session that owns a ``RunFolder`` (``folder``; ``None`` on ranks that write
+    nothing) does the same way everywhere: artifacts and the metrics of a resumed run."""
+
+    folder: RunFolder | None
+
+    def resume_after(self, epoch: int) -> None:
+        if self.folder is not None:
+            self.folder.drop_metrics_after(epoch)
+
+    def artifacts(self) -> AbstractContextManager[Path | None]:
+        return self.folder.artifacts() if self.folder is not None else nullcontext()
+
+
 @dataclass
-class LocalSession:
+class LocalSession(WritesRunFiles):
     """Runs in this process: ``run.json``, ``metrics.jsonl``, ``checkpoints/epoch_NNNN/`` and
     ``artifacts/`` in ``out_dir``.
 
@@ -118,11 +149,13 @@ class LocalSession:
     rank: int = 0
     world_size: int = 1
     history: list[dict[str, Any]] = field(default_factory=list)
+    folder: RunFolder = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.folder = RunFolder(self.out_dir)
+        self._resume_from = self._newest_complete_checkpoint() if self.resume else None
 
     @property
     def checkpoint_root(self) -> Path:
@@ -156,11 +189,28 @@ class LocalSession:
         return sorted(p for p in found if (p / CHECKPOINT_STATE_FILE).exists())
 
     def latest_checkpoint(self) -> str | None:
-        found = self._checkpoints() if self.resume else []
-        return str(found[-1]) if found else None
+        return str(self._resume_from) if self._resume_from else None
+
+    def _newest_complete_checkpoint(self) -> Path | None:
+        """The newest checkpoint whose state file reads back; a damaged one is named and skipped."""
+        for folder in reversed(self._checkpoints()):
+            state = folder / CHECKPOINT_STATE_FILE
+            try:
+                with zipfile.ZipFile(state) as archive:  # torch.save writes a zip archive
+                    damaged = archive.testzip()
+            except (OSError, zipfile.BadZipFile) as err:
+                damaged = str(err)
+            if damaged is None:
+                return folder
+            warnings.warn(f"{state} is damaged ({damaged}); trying the checkpoint before it", stacklevel=3)
+        return None
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model
 
-    def artifacts(self) -> AbstractContextManager[Path | None]:
-        return self.folder.artifacts()
+
+def _epoch_of(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return None
