@@ -15,7 +15,7 @@ import torch
 
 from ucc_tune.config import Config
 from ucc_tune.schema import METRIC_NAMES
-from ucc_tune.train import LocalSession, NonFiniteLossError, train
+from ucc_tune.train import FeatureCollapseError, LocalSession, NonFiniteLossError, train
 from ucc_tune.train import loop as train_module
 from ucc_tune.train.__main__ import main as train_main
 
@@ -222,3 +222,41 @@ def test_cli_refuses_to_mix_runs(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert train_main(args) == 2  # an earlier run is there: no silent append or overwrite
     assert f"{out} holds an earlier run (metrics.jsonl, checkpoints)" in capsys.readouterr().err
     assert (out / "metrics.jsonl").read_text() == before
+
+
+def test_collapse_reasons_by_hand() -> None:
+    from ucc_tune.evaluation import collapse
+
+    rng = np.random.default_rng(0)
+    healthy = rng.random((200, 10))
+    assert collapse(healthy, js_max=0.3) is None
+    saturated = np.concatenate([np.full((200, 7), 1.0), np.full((200, 3), 1e-6)], axis=1)
+    reason = str(collapse(saturated, js_max=0.0))
+    assert reason.startswith("all 10 features are constant over the split (largest standard deviation ")
+    assert reason.endswith("; 3 stuck near 0, 7 near 1)")
+    assert "every class has the same feature distribution" in str(collapse(healthy, js_max=0.0))
+
+
+def test_a_collapsed_model_stops_the_run_at_its_first_evaluation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    real = train_module.build_model
+
+    def saturated(*args: Any, **kwargs: Any) -> Any:
+        model = real(*args, **kwargs)
+        model.encoder.register_forward_hook(lambda module, inputs, out: torch.ones_like(out))
+        return model
+
+    monkeypatch.setattr(train_module, "build_model", saturated)
+    with pytest.raises(FeatureCollapseError, match="collapsed at epoch 0: all 10 features are constant"):
+        train(tiny(), LocalSession(tmp_path / "lib"))
+    assert not (tmp_path / "lib" / "metrics.jsonl").exists()  # nothing reported for that epoch
+    out = tmp_path / "cli"
+    assert (
+        train_main(
+            ["--set", "epochs=2", "--set", "steps_per_epoch=2", "--set", "bag_size=8", "--out", str(out)]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("error: the features collapsed at epoch 0") and "lr=0.001" in err

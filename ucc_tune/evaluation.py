@@ -119,3 +119,23 @@ def summarize(
         "js": js_summary(matrix, names),
         "classes": classes,
     }
+
+
+SATURATED_STD = 1e-3  # a feature whose spread over a split is below this carries no information
+IDENTICAL_JS = 1e-6  # class KDEs whose largest pairwise JS divergence is below this are identical
+
+
+def collapse(features: np.ndarray, js_max: float) -> str | None:
+    """Why the features ``(N, J)`` of a split carry no class information, or None: every
+    feature saturated or constant (spread below ``SATURATED_STD``), or every class's KDE the
+    same (``js_max`` below ``IDENTICAL_JS``)."""
+    spread = features.std(axis=0)
+    if spread.max() < SATURATED_STD:
+        low, high = int((features.mean(axis=0) < 0.5).sum()), int((features.mean(axis=0) >= 0.5).sum())
+        return (
+            f"all {features.shape[1]} features are constant over the split (largest standard deviation "
+            f"{spread.max():.2g}; {low} stuck near 0, {high} near 1)"
+        )
+    if js_max < IDENTICAL_JS:
+        return f"every class has the same feature distribution (largest JS divergence {js_max:.2g})"
+    return None

@@ -8,10 +8,12 @@ in-process Tune trial and every rank of a Ray Train (DDP) job.
 - ``__main__``: ``python -m ucc_tune.train``.
 """
 
-from ucc_tune.train.loop import NonFiniteLossError, Run, setup, train
+from ucc_tune.train.loop import FeatureCollapseError, NonFiniteLossError, setup, train
+from ucc_tune.train.run import Run
 from ucc_tune.train.session import LocalSession, RunFolder, Session, placement, resolve_device
 
 __all__ = [
+    "FeatureCollapseError",
     "LocalSession",
     "NonFiniteLossError",
     "Run",

@@ -19,7 +19,7 @@ from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
 from ucc_tune.plan import ResourceError
 from ucc_tune.schema import DDP_RUN_NAME, METRICS_FILE, RUN_FILE
-from ucc_tune.train.loop import train
+from ucc_tune.train.loop import FeatureCollapseError, NonFiniteLossError, train
 from ucc_tune.train.session import LocalSession
 
 
@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFoundError, BagSizeError, ResourceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (FeatureCollapseError, NonFiniteLossError) as err:  # the run failed, said in one line
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print_summary(metrics, out)
     return 0
 

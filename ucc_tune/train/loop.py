@@ -48,6 +48,24 @@ class NonFiniteLossError(FloatingPointError):
         )
 
 
+class FeatureCollapseError(RuntimeError):
+    """The features stopped carrying class information (saturated, or identical class KDEs):
+    training on would only spend compute. Says at which epoch, what was seen and the likely cause."""
+
+    def __init__(self, epoch: int, reason: str, lr: float):
+        self.epoch, self.reason = epoch, reason
+        super().__init__(
+            f"the features collapsed at epoch {epoch}: {reason}; the run stops here. Likely cause: a "
+            f"learning rate too high for this input (lr={lr:g}; the paper used 1e-4 at 28x28)"
+        )
+
+
+def _raise_if_collapsed(run: Run, summary: dict[str, Any], epoch: int) -> None:
+    reason = evaluation.collapse(summary["features"], float(summary["js"]["js_max"]))
+    if reason is not None:
+        raise FeatureCollapseError(epoch, reason, run.config.lr)
+
+
 def cpu_threads(config: Config) -> int:
     """Threads for torch: the config's, else the CPUs given to this process (Ray sets OMP)."""
     if config.num_threads:
@@ -243,6 +261,7 @@ def train(config: Config, session: Session) -> dict[str, Any]:
             metrics.update(validate(run))
             if is_last or (epoch + 1) % config.eval_every == 0 or not run.last_eval:
                 summary = cluster_eval(run, "val", config.cluster_method_list())
+                _raise_if_collapsed(run, summary, epoch)
                 run.last_eval = eval_metrics(summary, config.cluster_method_list()[0], epoch)
             metrics.update(run.last_eval)
             if is_last:
