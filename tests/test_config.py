@@ -164,3 +164,12 @@ def test_command_line_values_keep_only_the_named_keys(tmp_path) -> None:
     args = parser.parse_args(["--config", str(path), "--set", "epochs=10", "--set", "amp=yes"])
     # epochs=10 is the default, and still named: a search must fix it over a space's constant
     assert config_values(args) == {"alpha": 0.25, "epochs": 10, "amp": True}
+
+
+def test_datasets_bring_their_own_defaults_unless_named_or_searched() -> None:
+    from ucc_tune.config import defaults_from_dataset
+
+    assert defaults_from_dataset({"dataset": "mnist_sample"}) == {"lr": 1e-4}  # the paper's, at 28x28
+    assert defaults_from_dataset({"dataset": "cifar10", "lr": 3e-3}) == {}  # the user's value stays
+    assert defaults_from_dataset({"dataset": "mnist"}, searched={"lr"}) == {}  # the space's stays
+    assert defaults_from_dataset({}) == {} and defaults_from_dataset({"dataset": "digits"}) == {}

@@ -53,3 +53,43 @@ def test_resolved_plan_fixes_what_the_flags_imply(tmp_path: Path) -> None:
     assert plan.experiment_dir == tmp_path / "p" and plan.max_concurrent is None
     with pytest.raises(AttributeError):
         plan.epochs = 3  # type: ignore[misc]  # frozen
+
+
+def test_a_dataset_default_reaches_the_plan_unless_the_space_searches_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    def plan(space: str) -> search.SearchPlan:
+        args = [
+            "--storage-path",
+            str(tmp_path),
+            "--name",
+            "d",
+            "--space",
+            space,
+            "--set",
+            "dataset=mnist_sample",
+        ]
+        return search.resolve_plan(search.build_parser().parse_args(args))
+
+    assert plan("kde_bandwidth").fixed["lr"] == 1e-4
+    assert "defaults of dataset mnist_sample: {'lr': 0.0001}" in capsys.readouterr().out
+    assert "lr" not in plan("smoke").fixed  # smoke searches lr itself
+
+
+def test_the_train_command_says_which_defaults_came_from_the_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from ucc_tune.train import __main__ as cli
+
+    ran: list = []
+
+    def record(config: object, *_: object) -> dict:
+        ran.append(config)
+        return {}
+
+    monkeypatch.setattr(cli, "run_training", record)
+    assert cli.main(["--set", "dataset=mnist_sample", "--out", str(tmp_path / "a")]) == 0
+    assert ran[-1].lr == 1e-4
+    assert "defaults of dataset mnist_sample: lr=0.0001 (set them to override)" in capsys.readouterr().out
+    assert cli.main(["--set", "dataset=mnist_sample", "--set", "lr=0.003", "--out", str(tmp_path / "b")]) == 0
+    assert ran[-1].lr == 0.003 and "defaults of dataset" not in capsys.readouterr().out

