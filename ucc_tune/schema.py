@@ -105,6 +105,7 @@ JS_FILE = "js.npz"
 TEST_FEATURES_FILE = "test_features.npz"
 RECONSTRUCTIONS_FILE = "reconstructions.png"
 CHECKPOINT_STATE_FILE = "state.pt"
+EVALUATION_FILE = "evaluation.json"  # what python -m ucc_tune.evaluate measured, and of what
 SEARCH_FILE = "search.json"  # what a search ran: plan, versions, git commit (written once)
 STUDY_FILE = "optuna.db"  # the Optuna study (SQLite)
 TRIALS_FILE = "trials.parquet"  # one row per trial (``trial_row``)

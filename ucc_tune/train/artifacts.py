@@ -14,9 +14,9 @@ from ucc_tune.schema import CONFIG_FILE, JS_FILE, RECONSTRUCTIONS_FILE, TEST_FEA
 from ucc_tune.train.run import Run
 
 
-def write_artifacts(run: Run, test: dict[str, Any], folder: Path | None) -> None:
-    """``js.npz``, ``test_features.npz``, ``config.json`` and ``reconstructions.png`` into
-    ``folder`` (nothing when ``None``)."""
+def write_artifacts(run: Run, test: dict[str, Any], folder: Path | None, split: str = "test") -> None:
+    """``js.npz``, ``<split>_features.npz``, ``config.json`` and ``reconstructions.png`` of the
+    evaluation ``test`` of ``split`` into ``folder`` (nothing when ``None``)."""
     if folder is None:
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -30,16 +30,16 @@ def write_artifacts(run: Run, test: dict[str, Any], folder: Path | None) -> None
     )
     assignments = {f"clusters_{m}": pred for m, pred in test["assignments"].items()}
     np.savez(
-        folder / TEST_FEATURES_FILE,
+        folder / TEST_FEATURES_FILE.replace("test", split, 1),
         features=test["features"],
-        labels=run.data.labels["test"],
+        labels=run.data.labels[split],
         class_names=names,
         **assignments,
     )
     run.config.to_json(folder / CONFIG_FILE)
     model = run.model_core
     if model.decoder is not None:
-        save_reconstructions(model, run.data.images["test"][:16], folder / RECONSTRUCTIONS_FILE)
+        save_reconstructions(model, run.data.images[split][:16], folder / RECONSTRUCTIONS_FILE)
 
 
 @torch.no_grad()

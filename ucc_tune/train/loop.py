@@ -235,12 +235,11 @@ def eval_metrics(summary: dict[str, Any], method: str, epoch: int) -> dict[str, 
     }
 
 
-def test_metrics(summary: dict[str, Any]) -> dict[str, float]:
-    """Final test-split scores named by method: ``test_kmeans_acc``, ``test_spectral_nmi``, ..."""
-    out = {
-        f"test_{m}_{k}": float(v) for m, scores in summary["clustering"].items() for k, v in scores.items()
-    }
-    out.update({f"test_{k}": float(v) for k, v in summary["js"].items() if k != "closest_pair"})
+def test_metrics(summary: dict[str, Any], split: str = "test") -> dict[str, float]:
+    """Final scores of ``split`` named by method: ``test_kmeans_acc``, ``test_spectral_nmi``, ..."""
+    clustering = summary["clustering"].items()
+    out = {f"{split}_{m}_{k}": float(v) for m, scores in clustering for k, v in scores.items()}
+    out.update({f"{split}_{k}": float(v) for k, v in summary["js"].items() if k != "closest_pair"})
     return out
 
 

@@ -195,11 +195,7 @@ class LocalSession(WritesRunFiles):
         """The newest checkpoint whose state file reads back; a damaged one is named and skipped."""
         for folder in reversed(self._checkpoints()):
             state = folder / CHECKPOINT_STATE_FILE
-            try:
-                with zipfile.ZipFile(state) as archive:  # torch.save writes a zip archive
-                    damaged = archive.testzip()
-            except (OSError, zipfile.BadZipFile) as err:
-                damaged = str(err)
+            damaged = state_file_damage(state)
             if damaged is None:
                 return folder
             warnings.warn(f"{state} is damaged ({damaged}); trying the checkpoint before it", stacklevel=3)
@@ -207,6 +203,16 @@ class LocalSession(WritesRunFiles):
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model
+
+
+def state_file_damage(path: Path) -> str | None:
+    """Why a checkpoint's ``state.pt`` does not read back (unreadable, not a zip archive, a member
+    failing its CRC check), or None when it is whole."""
+    try:
+        with zipfile.ZipFile(path) as archive:  # torch.save writes a zip archive
+            return archive.testzip()  # the name of the first damaged member, or None
+    except (OSError, zipfile.BadZipFile) as err:
+        return str(err)
 
 
 def _epoch_of(line: str) -> int | None:
