@@ -93,16 +93,25 @@ def ray_error(trial_dir: Path) -> str | None:
     return lines[-1][:1000] if lines else "error"
 
 
+def read_json(path: Path, notes: list[str], consequence: str) -> dict[str, Any]:
+    """A JSON object file of ours; a missing one is ``{}``, a damaged one too, with a note."""
+    if not path.is_file():
+        return {}
+    try:
+        found = json.loads(path.read_text())
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        notes.append(f"{path}: not valid JSON; {consequence}")
+        return {}
+    return found
+
+
 def read_trial(
     exp: Path, trial_dir: Path, ray_status: str | None, notes: list[str]
 ) -> tuple[dict, list[dict]]:
     """A trial's row (``trial_row``) and its per-epoch history rows."""
-    info: dict[str, Any] = {}
-    if (trial_dir / RUN_FILE).is_file():
-        try:
-            info = json.loads((trial_dir / RUN_FILE).read_text())
-        except ValueError:
-            notes.append(f"{trial_dir / RUN_FILE}: not valid JSON; skipped")
+    info = read_json(trial_dir / RUN_FILE, notes, "skipped")
     metrics = trial_dir / METRICS_FILE
     history = read_history(metrics.read_text(), notes, str(metrics)) if metrics.is_file() else []
     trial_id = str(info.get("trial_id") or trial_dir.name)
@@ -162,12 +171,7 @@ def trial_folders(exp: Path) -> list[Path]:
 
 
 def load_one(exp: Path, notes: list[str]) -> tuple[list[dict], list[dict], list[dict], dict[str, Any]]:
-    search: dict[str, Any] = {}
-    if (exp / SEARCH_FILE).is_file():
-        try:
-            search = json.loads((exp / SEARCH_FILE).read_text())
-        except ValueError:
-            notes.append(f"{exp / SEARCH_FILE}: not valid JSON; the search's settings are unknown")
+    search = read_json(exp / SEARCH_FILE, notes, "the search's settings are unknown")
     states = ray_trial_states(exp)
     trials, history, js = [], [], []
     for trial_dir in trial_folders(exp):

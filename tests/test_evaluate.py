@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -18,8 +17,8 @@ from ucc_tune.config import Config
 from ucc_tune.evaluate import main
 from ucc_tune.train.__main__ import main as train_main
 
-FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
-WEIGHTS = (FIXTURES / "ucc_mnist_authors_ae_128000.h5").resolve()
+from .models.test_keras_weights import WEIGHTS, write_keras_file
+
 # tests/test_train.py's tiny(): 3 epochs of 3 steps on digits, one thread
 TINY = {
     "epochs": 3, "steps_per_epoch": 3, "bag_size": 8, "bags_per_label": 2, "eval_bags_per_label": 3,
@@ -152,17 +151,6 @@ def test_the_authors_keras_weights_cluster_mnist_through_the_cli(tmp_path: Path)
     assert record["metrics"]["test_kmeans_acc"] >= 0.97  # the paper: 0.977 on MNIST's test set
     assert record["kind"] == "keras_weights" and record["checkpoint_epoch"] is None
     assert record["num_images"] == 1000 and (tmp_path / "reconstructions.png").is_file()
-
-
-def write_keras_file(path: Path, layers: dict[str, dict[str, np.ndarray]]) -> None:
-    """A Keras 2 weights file: one group per layer naming its weights, as Keras writes them."""
-    with h5py.File(path, "w") as handle:
-        handle.attrs["layer_names"] = np.array([name.encode() for name in layers])
-        for name, arrays in layers.items():
-            group = handle.create_group(name)
-            group.attrs["weight_names"] = np.array([f"{name}/{k}:0".encode() for k in arrays])
-            for key, value in arrays.items():
-                group.create_dataset(f"{name}/{key}:0", data=value)
 
 
 def rgb_weights(tmp: Path) -> Path:
