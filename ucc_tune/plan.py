@@ -35,6 +35,7 @@ class Resources:
     cpus: float = 1.0
     gpus: float = 0.0
     workers: int = 0
+    driver_cpu: float = TRIAL_DRIVER_CPU  # a DDP trial's own process; 0 for a Train run without Tune
 
     def __post_init__(self) -> None:
         if not self.cpus > 0:
@@ -59,7 +60,7 @@ class Resources:
         """The resources of the trial's own process."""
         if self.workers == 0:
             return {"CPU": self.cpus, "GPU": self.gpus}
-        return {"CPU": TRIAL_DRIVER_CPU, "GPU": 0.0}
+        return {"CPU": self.driver_cpu, "GPU": 0.0}
 
     @property
     def worker(self) -> dict[str, float]:

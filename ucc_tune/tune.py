@@ -232,7 +232,7 @@ def train_distributed(
         )
     cpus = max(1, config.num_threads)
     start_ray(num_cpus=max(2, config.num_workers * cpus))
-    r = Resources(cpus=cpus, gpus=gpus_per_worker, workers=config.num_workers)
+    r = Resources(cpus=cpus, gpus=gpus_per_worker, workers=config.num_workers, driver_cpu=0.0)
     resources = ray_resources(r, config.device, fixed=1)
     trainer = torch_trainer(config, resources, Storage(out), DDP_RUN_NAME, str(out), echo=on_report)
     result = trainer.fit()
