@@ -15,10 +15,12 @@ import datetime as dt
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ucc_tune.config import (
+    Config,
     ConfigError,
     add_config_arguments,
     config_values,
@@ -45,7 +47,7 @@ from ucc_tune.schema import (
     trial_row,
     trials_frame,
 )  # fmt: skip
-from ucc_tune.spaces import SpaceError, load_space, probe
+from ucc_tune.spaces import Space, SpaceError, load_space, probe
 from ucc_tune.storage import Storage, local_mirror, redact
 
 
@@ -158,14 +160,42 @@ def _check_numbers(args: argparse.Namespace) -> None:
 def resolve_plan(args: argparse.Namespace) -> SearchPlan:
     """Validate everything and decide the plan; raises UsageError/ConfigError, starts nothing."""
     _check_numbers(args)
-    space_name = "smoke" if args.smoke_test else args.space
     try:
-        space = load_space(space_name)
         resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.workers_per_trial)
-    except (SpaceError, ValueError) as err:
+    except ValueError as err:
         raise UsageError(str(err)) from None
     metrics, modes = parse_objectives(args.metric, args.mode)
-    # torch threads follow the CPUs asked for unless --set says otherwise; DDP from the flag alone
+    space, searched, configs, fixed = _resolve_space(args, resources)
+    config = configs[0]
+    if args.scheduler == "asha" and args.grace_period > config.epochs:
+        raise UsageError(f"--grace-period {args.grace_period}: must be <= the trials' {config.epochs} epochs")
+    scheduler = args.scheduler
+    if scheduler == "asha" and len(metrics) > 1:
+        print("note: several metrics make a multi-objective search; ASHA needs one metric, so FIFO runs")
+        scheduler = "fifo"
+    name, experiment = _resolve_experiment(args, space)
+    return SearchPlan(
+        name=name, storage=Storage(args.storage_path).uri, experiment_uri=experiment.uri,
+        experiment_dir=local_mirror(experiment), space=space.source, searched=tuple(searched), fixed=fixed,
+        metrics=metrics, modes=modes, num_samples=args.num_samples or space.num_samples,
+        scheduler=scheduler, epochs=config.epochs, keep_checkpoints=config.keep_checkpoints,
+        resources=resources, max_concurrent=args.max_concurrent, grace_period=args.grace_period,
+        reduction_factor=args.reduction_factor, max_failures=args.max_failures, seed=args.seed,
+        resume=args.resume, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
+        dashboard_host=args.dashboard_host,
+    )  # fmt: skip
+
+
+def _resolve_space(
+    args: argparse.Namespace, resources: Resources
+) -> tuple[Space, list[str], list[Config], dict[str, Any]]:
+    """The space, its searched names and probe Configs, and the values every trial shares: the
+    resources' (torch threads follow the CPUs unless ``--set`` says otherwise; DDP from the flag
+    alone), ``--config``/``--set``, and the dataset's defaults for what neither names."""
+    try:
+        space = load_space("smoke" if args.smoke_test else args.space)
+    except SpaceError as err:
+        raise UsageError(str(err)) from None
     fixed = {"num_threads": resources.threads} | config_values(args) | {"num_workers": resources.workers}
     if resources.gpus > 0 and fixed.get("device") == "cpu":
         raise UsageError(f"--gpus-per-trial {resources.gpus:g} with device=cpu: the GPUs would sit idle")
@@ -179,14 +209,12 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
     if added := defaults_from_dataset(fixed, set(searched)):
         print(f"defaults of dataset {fixed['dataset']}: {added} (set them to override)")
         fixed |= added
-    config = configs[0]
     _check_datasets(configs)
-    if args.scheduler == "asha" and args.grace_period > config.epochs:
-        raise UsageError(f"--grace-period {args.grace_period}: must be <= the trials' {config.epochs} epochs")
-    scheduler = args.scheduler
-    if scheduler == "asha" and len(metrics) > 1:
-        print("note: several metrics make a multi-objective search; ASHA needs one metric, so FIFO runs")
-        scheduler = "fifo"
+    return space, searched, configs, fixed
+
+
+def _resolve_experiment(args: argparse.Namespace, space: Space) -> tuple[str, Storage]:
+    """The experiment's name and its place in the storage, which must be usable."""
     if args.resume and not args.name:
         raise UsageError("--resume needs --name (and the same --storage-path) of the experiment to continue")
     name = args.name or f"{space.label}-{dt.datetime.now():%Y%m%d-%H%M%S}"
@@ -198,19 +226,10 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
         raise UsageError(f"--storage-path: {err}") from None
     if experiment.is_local:
         _check_writable(Path(args.storage_path).expanduser())
-    return SearchPlan(
-        name=name, storage=Storage(args.storage_path).uri, experiment_uri=experiment.uri,
-        experiment_dir=local_mirror(experiment), space=space.source, searched=tuple(searched), fixed=fixed,
-        metrics=metrics, modes=modes, num_samples=args.num_samples or space.num_samples,
-        scheduler=scheduler, epochs=config.epochs, keep_checkpoints=config.keep_checkpoints,
-        resources=resources, max_concurrent=args.max_concurrent, grace_period=args.grace_period,
-        reduction_factor=args.reduction_factor, max_failures=args.max_failures, seed=args.seed,
-        resume=args.resume, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
-        dashboard_host=args.dashboard_host,
-    )  # fmt: skip
+    return name, experiment
 
 
-def _check_datasets(configs: list[Any]) -> None:
+def _check_datasets(configs: list[Config]) -> None:
     """Every dataset the trials will read is there (and splits), read once here, not found
     missing inside every trial."""
     from ucc_tune.data.sources import DatasetNotFoundError
@@ -288,9 +307,6 @@ def main(argv: list[str] | None = None) -> int:
 def write_search_json(plan: SearchPlan, resources: Any, argv: list[str] | None) -> None:
     """``search.json``, written once when a search starts: the plan, what Ray was given, the
     resolved config every trial shares, versions, git commit and command line."""
-    from dataclasses import asdict
-
-    from ucc_tune.config import Config
     from ucc_tune.provenance import provenance
 
     record = {
