@@ -260,3 +260,13 @@ def test_a_collapsed_model_stops_the_run_at_its_first_evaluation(
     )
     err = capsys.readouterr().err
     assert err.startswith("error: the features collapsed at epoch 0") and "lr=0.001" in err
+
+
+def test_training_errors_survive_being_sent_between_processes() -> None:
+    """Ray pickles a trial's exception to hand it to the driver: the message must arrive whole."""
+    import pickle
+
+    for error in (FeatureCollapseError(4, "all 10 features are constant", 1e-3),
+                  NonFiniteLossError("ucc", 2, 7, float("nan"))):  # fmt: skip
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == str(error)

@@ -47,17 +47,23 @@ class NonFiniteLossError(FloatingPointError):
             "no checkpoint was written for this epoch (try a lower lr or grad_clip)"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:  # Ray sends a trial's exception between processes
+        return type(self), (self.term, self.epoch, self.step, self.value)
+
 
 class FeatureCollapseError(RuntimeError):
     """The features stopped carrying class information (saturated, or identical class KDEs):
     training on would only spend compute. Says at which epoch, what was seen and the likely cause."""
 
     def __init__(self, epoch: int, reason: str, lr: float):
-        self.epoch, self.reason = epoch, reason
+        self.epoch, self.reason, self.lr = epoch, reason, lr
         super().__init__(
             f"the features collapsed at epoch {epoch}: {reason}; the run stops here. Likely cause: a "
             f"learning rate too high for this input (lr={lr:g}; the paper used 1e-4 at 28x28)"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.epoch, self.reason, self.lr)
 
 
 def _raise_if_collapsed(run: Run, summary: dict[str, Any], epoch: int) -> None:
