@@ -232,8 +232,8 @@ def test_collapse_reasons_by_hand() -> None:
     assert collapse(healthy, js_max=0.3) is None
     saturated = np.concatenate([np.full((200, 7), 1.0), np.full((200, 3), 1e-6)], axis=1)
     reason = str(collapse(saturated, js_max=0.0))
-    assert reason.startswith("all 10 features are constant over the split (largest standard deviation ")
-    assert reason.endswith("; 3 stuck near 0, 7 near 1)")
+    assert reason.startswith("all 10 features are saturated, each varying by less than 0.001 over the split")
+    assert reason.endswith("; 3 stuck near 0, 7 near 1), too little for the KDE to tell bags apart")
     assert "every class has the same feature distribution" in str(collapse(healthy, js_max=0.0))
 
 
@@ -248,7 +248,7 @@ def test_a_collapsed_model_stops_the_run_at_its_first_evaluation(
         return model
 
     monkeypatch.setattr(train_module, "build_model", saturated)
-    with pytest.raises(FeatureCollapseError, match="collapsed at epoch 0: all 10 features are constant"):
+    with pytest.raises(FeatureCollapseError, match="collapsed at epoch 0: all 10 features are saturated"):
         train(tiny(), LocalSession(tmp_path / "lib"))
     assert not (tmp_path / "lib" / "metrics.jsonl").exists()  # nothing reported for that epoch
     out = tmp_path / "cli"

@@ -133,8 +133,9 @@ def collapse(features: np.ndarray, js_max: float) -> str | None:
     if spread.max() < SATURATED_STD:
         low, high = int((features.mean(axis=0) < 0.5).sum()), int((features.mean(axis=0) >= 0.5).sum())
         return (
-            f"all {features.shape[1]} features are constant over the split (largest standard deviation "
-            f"{spread.max():.2g}; {low} stuck near 0, {high} near 1)"
+            f"all {features.shape[1]} features are saturated, each varying by less than "
+            f"{SATURATED_STD:g} over the split (largest standard deviation {spread.max():.2g}; "
+            f"{low} stuck near 0, {high} near 1), too little for the KDE to tell bags apart"
         )
     if js_max < IDENTICAL_JS:
         return f"every class has the same feature distribution (largest JS divergence {js_max:.2g})"
