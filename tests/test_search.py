@@ -124,16 +124,20 @@ def test_a_failing_trial_does_not_stop_the_search(
         "            'rcc_weight': -1.0 if trial.number == 2 else 0.0,\n"
         "            'eval_bags_per_label': 3, 'epochs': 2, 'steps_per_epoch': 2}\n"
     )
-    args = ["--space", str(space), "--num-samples", "3", "--max-concurrent", "1", "--max-failures", "0"]
+    # --max-failures 1: each failure would repeat, so the retry stops at once, saying why
+    args = ["--space", str(space), "--num-samples", "3", "--max-concurrent", "1", "--max-failures", "1"]
     assert run_main(tmp_path, "fail", *args) == 0
     out = capsys.readouterr().out
     assert "2 ERROR" in out and "such trials will be ERROR rows" in out
     table = pd.read_parquet(tmp_path / "fail" / "trials.parquet")
     by_size = table[table["rcc_weight"] == 0].set_index("bag_size")
     assert by_size.loc[64, "status"] == "ERROR" and "bag_size=64" in by_size.loc[64, "error"]
+    assert by_size.loc[64, "error"].startswith("NotRetried: BagSizeError: ")
+    assert by_size.loc[64, "error"].endswith("(it would fail the same way again: not retried)")
     assert by_size.loc[8, "status"] == "TERMINATED"
     (invalid,) = table[table["rcc_weight"] == -1.0].itertuples()
     assert invalid.status == "ERROR" and "rcc_weight=-1.0 must be >= 0" in invalid.error
+    assert invalid.error.startswith("NotRetried: ConfigError: ")
     states = sorted(t.state.name for t in study(tmp_path / "fail").trials)
     assert states == ["COMPLETE", "FAIL", "FAIL"]
 

@@ -33,6 +33,7 @@ from ucc_tune.schema import DDP_RUN_NAME, STUDY_FILE, TRAIN_RUN_PREFIX, TRAIN_RU
 from ucc_tune.spaces import SpaceWithConstants, load_space, make_sampler, trial_outcome
 from ucc_tune.storage import Storage
 from ucc_tune.train import RunFolder, placement, resolve_device, train
+from ucc_tune.train.failures import fails_once
 from ucc_tune.train.session import WritesRunFiles
 
 
@@ -247,13 +248,14 @@ def make_trainable(experiment: str, resources: RayResources) -> Callable[[dict[s
     in the stable ``train_runs/train-<trial id>``, so that a restored trial resumes its run."""
 
     def ucc_trial(trial_config: dict[str, Any]) -> None:
-        config = Config.from_dict(trial_config)
         context = ray.tune.get_context()
         trial_id = context.get_trial_id()
         folder = Storage(experiment).child(Path(context.get_trial_dir()).name).uri
-        if config.num_workers == 0:
-            train(config, TuneSession(folder, trial_id))
-            return
+        with fails_once(RunFolder(folder)):
+            config = Config.from_dict(trial_config)
+            if config.num_workers == 0:
+                train(config, TuneSession(folder, trial_id))
+                return
         from ray.tune.integration.ray_train import TuneReportCallback
 
         runs = Storage(experiment).child(TRAIN_RUNS_DIR)

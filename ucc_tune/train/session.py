@@ -95,12 +95,15 @@ class RunFolder:
     def __init__(self, location: str | Path):
         self.storage = Storage(location)
 
+    def info(self) -> dict[str, Any]:
+        """What ``run.json`` holds (empty before the run has started)."""
+        storage = self.storage
+        return dict(json.loads(storage.read_text(RUN_FILE))) if storage.exists(RUN_FILE) else {}
+
     def update_info(self, **values: Any) -> None:
         """Merge ``values`` into ``run.json`` (what the command line wrote there stays)."""
-        storage = self.storage
-        info = json.loads(storage.read_text(RUN_FILE)) if storage.exists(RUN_FILE) else {}
-        info.update(values)
-        storage.write_text(json.dumps(info, indent=2, default=str) + "\n", RUN_FILE)
+        info = self.info() | values
+        self.storage.write_text(json.dumps(info, indent=2, default=str) + "\n", RUN_FILE)
 
     def append_metrics(self, metrics: dict[str, Any]) -> None:
         self.storage.append_text(json.dumps(metrics) + "\n", METRICS_FILE)
