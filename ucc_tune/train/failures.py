@@ -1,10 +1,11 @@
 """Failures that would repeat the same way are not retried.
 
-A retried trial resumes from its checkpoint and replays exactly, so an invalid config, missing
-data, bags too large for a split, a non-finite loss or collapsed features fail again, after
-spending the compute a second time. ``fails_once`` records such a failure in the run's
-``run.json`` (``failed``) and makes a retry of that run stop at once with ``NotRetried``, whose
-message carries the first failure.
+A retried trial resumes from its checkpoint and replays exactly, so an invalid config, bags too
+large for a split, a non-finite loss or collapsed features fail again, after spending the
+compute a second time. (Missing data is retried: on a cluster the retry may run on a node that
+has it, and the search checks the data on its own node before it starts.) ``fails_once``
+records such a failure in the run's ``run.json`` (``failed``) and makes a retry of that run stop
+at once with ``NotRetried``, whose message carries the first failure.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from contextlib import contextmanager
 
 from ucc_tune.config import ConfigError
 from ucc_tune.data.bags import BagSizeError
-from ucc_tune.data.sources import DatasetNotFoundError
 from ucc_tune.schema import error_text
 from ucc_tune.train.loop import FeatureCollapseError, NonFiniteLossError
 from ucc_tune.train.session import RunFolder
 
-REPEATING = (ConfigError, DatasetNotFoundError, BagSizeError, FeatureCollapseError, NonFiniteLossError)
+REPEATING = (ConfigError, BagSizeError, FeatureCollapseError, NonFiniteLossError)
 
 
 class NotRetried(RuntimeError):
