@@ -270,3 +270,11 @@ def test_training_errors_survive_being_sent_between_processes() -> None:
                   NonFiniteLossError("ucc", 2, 7, float("nan"))):  # fmt: skip
         again = pickle.loads(pickle.dumps(error))
         assert type(again) is type(error) and str(again) == str(error)
+
+
+def test_the_paper_model_trains_on_mnist_sample(tmp_path: Path) -> None:
+    config = tiny(dataset="mnist_sample", model="paper", epochs=1, steps_per_epoch=2, bags_per_label=1,
+                  eval_bags_per_label=2, test_cluster_methods="kmeans")  # fmt: skip
+    final = train(config, LocalSession(tmp_path))
+    assert np.isfinite(final["train_loss"]) and 0 <= final["test_kmeans_acc"] <= 1
+    assert (tmp_path / "metrics.jsonl").is_file()

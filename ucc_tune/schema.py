@@ -115,6 +115,16 @@ DDP_RUN_NAME = "ray_train"  # a ``python -m ucc_tune.train --workers N`` run's R
 DRIVER_FILES = (SEARCH_FILE, STUDY_FILE, TRIALS_FILE)  # kept by the search's driver
 
 
+def metrics_row(line: str) -> dict[str, Any] | None:
+    """One line of a ``metrics.jsonl`` as a row, or None when it is not one (damaged, blank,
+    no numeric ``epoch``)."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) and _is_number(row.get("epoch")) else None
+
+
 def read_history(text: str, notes: list[str] | None = None, source: str = "") -> list[dict[str, Any]]:
     """The rows of a ``metrics.jsonl``, one per epoch in epoch order.
 
@@ -125,11 +135,8 @@ def read_history(text: str, notes: list[str] | None = None, source: str = "") ->
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            row = None
-        if not isinstance(row, dict) or not _is_number(row.get("epoch")):
+        row = metrics_row(line)
+        if row is None:
             if notes is not None:
                 notes.append(f"{source}: line {number} is not a metrics row (truncated?); skipped")
             continue

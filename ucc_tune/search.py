@@ -173,9 +173,9 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
     if scheduler == "asha" and len(metrics) > 1:
         print("note: several metrics make a multi-objective search; ASHA needs one metric, so FIFO runs")
         scheduler = "fifo"
-    name, experiment = _resolve_experiment(args, space)
+    name, storage, experiment = _resolve_experiment(args, space)
     return SearchPlan(
-        name=name, storage=Storage(args.storage_path).uri, experiment_uri=experiment.uri,
+        name=name, storage=storage.uri, experiment_uri=experiment.uri,
         experiment_dir=local_mirror(experiment), space=space.source, searched=tuple(searched), fixed=fixed,
         metrics=metrics, modes=modes, num_samples=args.num_samples or space.num_samples,
         scheduler=scheduler, epochs=config.epochs, keep_checkpoints=config.keep_checkpoints,
@@ -213,20 +213,22 @@ def _resolve_space(
     return space, searched, configs, fixed
 
 
-def _resolve_experiment(args: argparse.Namespace, space: Space) -> tuple[str, Storage]:
-    """The experiment's name and its place in the storage, which must be usable."""
+def _resolve_experiment(args: argparse.Namespace, space: Space) -> tuple[str, Storage, Storage]:
+    """The experiment's name, the storage (opened once: a URI may cost a request) and the
+    experiment's place in it, which must be usable."""
     if args.resume and not args.name:
         raise UsageError("--resume needs --name (and the same --storage-path) of the experiment to continue")
     name = args.name or f"{space.label}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     if not name or "/" in name or name in (".", ".."):
         raise UsageError(f"--name {name!r}: give a plain folder name (no '/')")
     try:
-        experiment = Storage(args.storage_path).child(name)
+        storage = Storage(args.storage_path)
+        experiment = storage.child(name)
     except ValueError as err:
         raise UsageError(f"--storage-path: {err}") from None
     if experiment.is_local:
         _check_writable(Path(args.storage_path).expanduser())
-    return name, experiment
+    return name, storage, experiment
 
 
 def _check_datasets(configs: list[Config]) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ucc_tune.config import Config
 from ucc_tune.data.sources import (
     DATASETS,
     DIGIT_NAMES,
@@ -23,7 +22,6 @@ from ucc_tune.data.sources import (
     read_mnist_sample,
 )
 from ucc_tune.data.splits import load_splits
-from ucc_tune.train import LocalSession, train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,20 +93,3 @@ def test_splits_are_stratified_from_the_split_seed() -> None:
     assert np.bincount(splits.val.y).tolist() == [83] * 10  # are fractions of every class's 500
     again = load_splits("mnist_sample", split_seed=3, test_fraction=0.2, val_fraction=1 / 6)
     assert np.array_equal(again.test.x, splits.test.x)
-
-
-def test_the_paper_model_trains_on_mnist_sample(tmp_path: Path) -> None:
-    config = Config(
-        dataset="mnist_sample",
-        model="paper",
-        epochs=1,
-        steps_per_epoch=2,
-        bag_size=8,
-        bags_per_label=1,
-        eval_bags_per_label=2,
-        num_threads=1,
-        test_cluster_methods="kmeans",
-    )
-    final = train(config, LocalSession(tmp_path))
-    assert np.isfinite(final["train_loss"]) and 0 <= final["test_kmeans_acc"] <= 1
-    assert (tmp_path / "metrics.jsonl").is_file()

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from ucc_tune.schema import ARTIFACTS_DIR, CHECKPOINT_STATE_FILE, METRICS_FILE, RUN_FILE
+from ucc_tune.schema import ARTIFACTS_DIR, CHECKPOINT_STATE_FILE, METRICS_FILE, RUN_FILE, metrics_row
 from ucc_tune.storage import Storage
 
 
@@ -113,8 +113,10 @@ class RunFolder:
         if not self.storage.exists(METRICS_FILE):
             return
         lines = self.storage.read_text(METRICS_FILE).splitlines(keepends=True)
-        epochs = [_epoch_of(line) for line in lines]
-        kept = [line for line, e in zip(lines, epochs, strict=True) if e is not None and e <= epoch]
+        rows = [metrics_row(line) for line in lines]
+        kept = [
+            line for line, row in zip(lines, rows, strict=True) if row is not None and row["epoch"] <= epoch
+        ]
         if len(kept) != len(lines):
             self.storage.write_text("".join(kept), METRICS_FILE)
 
@@ -216,10 +218,3 @@ def state_file_damage(path: Path) -> str | None:
             return archive.testzip()  # the name of the first damaged member, or None
     except (OSError, zipfile.BadZipFile) as err:
         return str(err)
-
-
-def _epoch_of(line: str) -> int | None:
-    try:
-        return int(json.loads(line)["epoch"])
-    except (ValueError, KeyError, TypeError):
-        return None
