@@ -47,14 +47,14 @@ def _ray_placement(rank: int, world_size: int, device: torch.device) -> dict[str
 
 
 class TuneSession(WritesRunFiles):
-    """``train``'s session in an in-process Tune trial whose folder is ``folder`` (path or URI)."""
+    """``train``'s session in an in-process Tune trial whose files are ``folder``."""
 
     rank = 0
     world_size = 1
     folder: RunFolder
 
-    def __init__(self, folder: str, trial_id: str):
-        self.folder, self.trial_id = RunFolder(folder), trial_id
+    def __init__(self, folder: RunFolder, trial_id: str):
+        self.folder, self.trial_id = folder, trial_id
 
     def device(self, requested: str) -> torch.device:
         return resolve_device(requested)
@@ -250,15 +250,16 @@ def make_trainable(experiment: str, resources: RayResources) -> Callable[[dict[s
     def ucc_trial(trial_config: dict[str, Any]) -> None:
         context = ray.tune.get_context()
         trial_id = context.get_trial_id()
-        folder = Storage(experiment).child(Path(context.get_trial_dir()).name).uri
-        with fails_once(RunFolder(folder)):
+        storage = Storage(experiment)
+        files = RunFolder(storage.child(Path(context.get_trial_dir()).name))
+        with fails_once(files):
             config = Config.from_dict(trial_config)
             if config.num_workers == 0:
-                train(config, TuneSession(folder, trial_id))
+                train(config, TuneSession(files, trial_id))
                 return
         from ray.tune.integration.ray_train import TuneReportCallback
 
-        runs = Storage(experiment).child(TRAIN_RUNS_DIR)
+        folder, runs = files.storage.uri, storage.child(TRAIN_RUNS_DIR)
         name = f"{TRAIN_RUN_PREFIX}{trial_id}"
         trainer = torch_trainer(config, resources, runs, name, folder, trial_id, [TuneReportCallback()])
         result = trainer.fit()

@@ -90,10 +90,11 @@ def placement(rank: int, world_size: int, device: torch.device, **extra: Any) ->
 
 
 class RunFolder:
-    """The files of one run in ``location`` (a local folder or a storage URI)."""
+    """The files of one run in ``location`` (a local folder, a storage URI, or an opened
+    ``Storage``, which is used as it is: opening a URI may cost a request)."""
 
-    def __init__(self, location: str | Path):
-        self.storage = Storage(location)
+    def __init__(self, location: str | Path | Storage):
+        self.storage = location if isinstance(location, Storage) else Storage(location)
 
     def info(self) -> dict[str, Any]:
         """What ``run.json`` holds (empty before the run has started)."""
