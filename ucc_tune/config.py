@@ -102,6 +102,7 @@ class Config:
 
     # --- runtime --------------------------------------------------------------------------
     seed: int = 0
+    seeds: int = 1  # a configuration trains on seeds seed .. seed+seeds-1 and reports their mean
     device: Device = "auto"
     amp: bool = False
     channels_last: bool = False
@@ -328,10 +329,7 @@ def _validate(c: Config) -> None:
     # bags
     num_classes = DATASET_CLASSES[c.dataset]
     _require(c.ucc_min >= 1, f"ucc_min={c.ucc_min} must be >= 1")
-    _require(
-        c.ucc_min <= c.ucc_max,
-        f"ucc_min={c.ucc_min} must be <= ucc_max={c.ucc_max}",
-    )
+    _require(c.ucc_min <= c.ucc_max, f"ucc_min={c.ucc_min} must be <= ucc_max={c.ucc_max}")
     if num_classes is not None:
         _require(
             c.ucc_max <= num_classes,
@@ -392,6 +390,7 @@ def _validate(c: Config) -> None:
 
     # runtime
     _require(c.seed >= 0, f"seed={c.seed} must be >= 0")
+    _require(c.seeds >= 1, f"seeds={c.seeds} must be >= 1 (the number of seeds a configuration trains on)")
     _require(c.num_workers >= 0, f"num_workers={c.num_workers} must be >= 0 (0 runs in-process)")
     _require(c.num_threads >= 0, f"num_threads={c.num_threads} must be >= 0 (0 = automatic)")
     _require(c.checkpoint_every >= 1, f"checkpoint_every={c.checkpoint_every} must be >= 1")

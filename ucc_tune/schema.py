@@ -42,6 +42,7 @@ EPOCH_METRICS: dict[str, Direction | None] = {
     "cluster_eval_epoch": None,
     "time_s": "min",  # training time of the run, resumed runs included
     "instances_per_s": "max",
+    "seeds": None,  # how many seeds the row is the mean of (a run of several seeds)
 }
 METRIC_NAMES: tuple[str, ...] = tuple(EPOCH_METRICS)
 # the metrics of a trial's history that get last_<name> and best_<name> columns
@@ -112,6 +113,14 @@ TRIALS_FILE = "trials.parquet"  # one row per trial (``trial_row``)
 TRAIN_RUNS_DIR = "train_runs"  # Ray Train runs of DDP trials, one ``train-<trial id>`` each
 TRAIN_RUN_PREFIX = "train-"
 DDP_RUN_NAME = "ray_train"  # a ``python -m ucc_tune.train --workers N`` run's Ray Train folder
+SEEDS_DIR = "seeds"  # a run of several seeds: seeds/seed_<k>/ holds seed k's own files
+
+
+def seed_name(index: int) -> str:
+    """The folder of seed ``index`` (0-based) of a run, in ``seeds/`` and in its checkpoints."""
+    return f"seed_{index}"
+
+
 DRIVER_FILES = (SEARCH_FILE, STUDY_FILE, TRIALS_FILE)  # kept by the search's driver
 
 

@@ -19,7 +19,8 @@ from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
 from ucc_tune.plan import ResourceError
 from ucc_tune.schema import DDP_RUN_NAME, METRICS_FILE, RUN_FILE
-from ucc_tune.train.loop import FeatureCollapseError, NonFiniteLossError, train
+from ucc_tune.train.loop import FeatureCollapseError, NonFiniteLossError
+from ucc_tune.train.seeds import train
 from ucc_tune.train.session import LocalSession
 
 

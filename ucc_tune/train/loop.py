@@ -253,39 +253,53 @@ def _weights_finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-def train(config: Config, session: Session) -> dict[str, Any]:
-    """Train ``config`` and report every epoch through ``session``; returns the final metrics."""
+def train_run(config: Config, session: Session) -> dict[str, Any]:
+    """Train one seed of ``config`` and report every epoch through ``session``; returns the final
+    metrics. ``ucc_tune.train.train`` runs this, or several seeds of it in lockstep."""
     run = setup(config, session)
     metrics: dict[str, Any] = {}
     for epoch in range(run.start_epoch, config.epochs):
-        # "epoch" counts from 0; "epochs_done" from 1 is ASHA's time attribute, so that a grace
-        # period of E means E epochs run before a trial may be stopped
-        metrics = {"epoch": epoch, "epochs_done": epoch + 1, **train_epoch(run, epoch)}
-        is_last = epoch == config.epochs - 1
-        if session.rank == 0:
-            metrics.update(validate(run))
-            if is_last or (epoch + 1) % config.eval_every == 0 or not run.last_eval:
-                summary = cluster_eval(run, "val", config.cluster_method_list())
-                _raise_if_collapsed(run, summary, epoch)
-                run.last_eval = eval_metrics(summary, config.cluster_method_list()[0], epoch)
-            metrics.update(run.last_eval)
-            if is_last:
-                test = cluster_eval(run, "test", config.cluster_method_list(test=True))
-                metrics.update(test_metrics(test))
-                with session.artifacts() as folder:
-                    write_artifacts(run, test, folder)
-        metrics["time_s"] = run.elapsed()
-        _report(run, metrics, epoch, checkpoint=is_last or (epoch + 1) % config.checkpoint_every == 0)
+        metrics, checkpoint = run_epoch(run, epoch)
+        if checkpoint:
+            with tempfile.TemporaryDirectory(prefix="ucc-ckpt-") as folder:
+                write_checkpoint(run, epoch, Path(folder))
+                run.session.report(metrics, checkpoint_dir=folder if session.rank == 0 else None)
+        else:
+            run.session.report(metrics)
     return metrics
 
 
-def _report(run: Run, metrics: dict[str, Any], epoch: int, checkpoint: bool) -> None:
-    samplers = sampler_states(run) if checkpoint else []
-    if not checkpoint or run.session.rank != 0:
-        run.session.report(metrics)
+def run_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], bool]:
+    """One epoch of ``run``: training, validation, the clustering evaluation when due, at the last
+    epoch the test split and the artifacts. Returns the epoch's metrics and whether a checkpoint
+    is due."""
+    config, session = run.config, run.session
+    # "epoch" counts from 0; "epochs_done" from 1 is ASHA's time attribute, so that a grace
+    # period of E means E epochs run before a trial may be stopped
+    metrics: dict[str, Any] = {"epoch": epoch, "epochs_done": epoch + 1, **train_epoch(run, epoch)}
+    is_last = epoch == config.epochs - 1
+    if session.rank == 0:
+        metrics.update(validate(run))
+        if is_last or (epoch + 1) % config.eval_every == 0 or not run.last_eval:
+            summary = cluster_eval(run, "val", config.cluster_method_list())
+            _raise_if_collapsed(run, summary, epoch)
+            run.last_eval = eval_metrics(summary, config.cluster_method_list()[0], epoch)
+        metrics.update(run.last_eval)
+        if is_last:
+            test = cluster_eval(run, "test", config.cluster_method_list(test=True))
+            metrics.update(test_metrics(test))
+            with session.artifacts() as folder:
+                write_artifacts(run, test, folder)
+    metrics["time_s"] = run.elapsed()
+    return metrics, is_last or (epoch + 1) % config.checkpoint_every == 0
+
+
+def write_checkpoint(run: Run, epoch: int, folder: Path) -> None:
+    """``run``'s state after ``epoch`` into ``folder`` (rank 0 writes; every rank must call it:
+    the bag streams are gathered from all ranks)."""
+    samplers = sampler_states(run)
+    if run.session.rank != 0:
         return
     if not _weights_finite(run.model):
         raise NonFiniteLossError("weights", epoch, run.config.steps_per_epoch - 1, float("nan"))
-    with tempfile.TemporaryDirectory(prefix="ucc-ckpt-") as folder:
-        save_checkpoint(run, epoch, Path(folder), samplers)
-        run.session.report(metrics, checkpoint_dir=folder)
+    save_checkpoint(run, epoch, folder, samplers)

@@ -192,7 +192,7 @@ class LocalSession(WritesRunFiles):
         if not self.checkpoint_root.exists():
             return []
         found = self.checkpoint_root.glob("epoch_*")
-        return sorted(p for p in found if (p / CHECKPOINT_STATE_FILE).exists())
+        return sorted(p for p in found if state_files(p))
 
     def latest_checkpoint(self) -> str | None:
         return str(self._resume_from) if self._resume_from else None
@@ -200,15 +200,24 @@ class LocalSession(WritesRunFiles):
     def _newest_complete_checkpoint(self) -> Path | None:
         """The newest checkpoint whose state file reads back; a damaged one is named and skipped."""
         for folder in reversed(self._checkpoints()):
-            state = folder / CHECKPOINT_STATE_FILE
-            damaged = state_file_damage(state)
-            if damaged is None:
+            damage = [(state, state_file_damage(state)) for state in state_files(folder)]
+            bad = [(state, why) for state, why in damage if why is not None]
+            if not bad:
                 return folder
-            warnings.warn(f"{state} is damaged ({damaged}); trying the checkpoint before it", stacklevel=3)
+            state, why = bad[0]
+            warnings.warn(f"{state} is damaged ({why}); trying the checkpoint before it", stacklevel=3)
         return None
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model
+
+
+def state_files(checkpoint: Path) -> list[Path]:
+    """The state files of a checkpoint folder: its ``state.pt``, or one per seed of a run of
+    several seeds (``seed_<k>/state.pt``); none when the folder holds no checkpoint."""
+    if (checkpoint / CHECKPOINT_STATE_FILE).exists():
+        return [checkpoint / CHECKPOINT_STATE_FILE]
+    return sorted(checkpoint.glob(f"seed_*/{CHECKPOINT_STATE_FILE}"))
 
 
 def state_file_damage(path: Path) -> str | None:

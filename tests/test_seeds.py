@@ -1,0 +1,86 @@
+"""Seeds as an axis: a run of N seeds reports the mean of its seeds, each seed trains as it would
+alone, every seed's curve stays on disk, and a resumed run continues all seeds exactly."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_train import read_jsonl, tiny
+from ucc_tune.train import LocalSession, train
+from ucc_tune.train.seeds import aggregate
+
+TIMING = {"time_s", "instances_per_s"}
+
+
+def test_aggregate_is_the_mean_of_the_seeds_by_hand() -> None:
+    rows = [
+        {"epoch": 2, "epochs_done": 3, "cluster_eval_epoch": 2, "cluster_acc": 0.5, "time_s": 4.0},
+        {"epoch": 2, "epochs_done": 3, "cluster_eval_epoch": 2, "cluster_acc": 0.7, "time_s": 6.0},
+        {"epoch": 2, "epochs_done": 3, "cluster_eval_epoch": 2, "cluster_acc": 0.9, "time_s": 5.0},
+    ]
+    out = aggregate(rows)
+    assert out == {
+        "epoch": 2, "epochs_done": 3, "cluster_eval_epoch": 2, "cluster_acc": pytest.approx(0.7),
+        "time_s": 6.0, "seeds": 3,
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def three_seeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("seeds")
+    train(tiny(seeds=3, seed=5, augment_flip=True), LocalSession(out))
+    return out
+
+
+def test_each_seed_of_a_group_trains_as_it_would_alone(three_seeds: Path, tmp_path: Path) -> None:
+    alone = tmp_path / "alone"
+    train(tiny(seed=6, augment_flip=True), LocalSession(alone))  # seed 5 + 1: the group's second seed
+    mine = read_jsonl(three_seeds / "seeds" / "seed_1" / "metrics.jsonl")
+    theirs = read_jsonl(alone / "metrics.jsonl")
+    assert len(mine) == len(theirs) == 3
+    for a, b in zip(mine, theirs, strict=True):
+        assert {k: v for k, v in a.items() if k not in TIMING} == {
+            k: v for k, v in b.items() if k not in TIMING
+        }
+
+
+def test_the_run_reports_the_mean_of_its_seeds_files(three_seeds: Path) -> None:
+    rows = read_jsonl(three_seeds / "metrics.jsonl")
+    seeds = [read_jsonl(three_seeds / "seeds" / f"seed_{k}" / "metrics.jsonl") for k in range(3)]
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    for epoch, row in enumerate(rows):
+        assert row["seeds"] == 3
+        for name in ("cluster_acc", "train_loss", "val_ucc_acc", "js_min"):
+            by_hand = sum(s[epoch][name] for s in seeds) / 3
+            assert math.isclose(row[name], by_hand, rel_tol=1e-12), name
+    assert "test_kmeans_acc" in rows[-1]
+    info = json.loads((three_seeds / "run.json").read_text())
+    assert info["config"]["seeds"] == 3
+    for k in range(3):
+        seed_info = json.loads((three_seeds / "seeds" / f"seed_{k}" / "run.json").read_text())
+        assert seed_info["config"]["seed"] == 5 + k
+    assert (three_seeds / "artifacts" / "js.npz").exists()  # seed 0's
+    assert (three_seeds / "seeds" / "seed_2" / "artifacts" / "js.npz").exists()
+    newest = sorted((three_seeds / "checkpoints").iterdir())[-1]
+    assert sorted(p.name for p in newest.iterdir()) == ["seed_0", "seed_1", "seed_2"]
+
+
+def test_a_resumed_group_continues_every_seed_exactly(three_seeds: Path, tmp_path: Path) -> None:
+    out = tmp_path / "resumed"
+    shutil.copytree(three_seeds, out)
+    shutil.rmtree(out / "checkpoints" / "epoch_0002")  # as if killed before the last epoch's report
+    train(tiny(seeds=3, seed=5, augment_flip=True), LocalSession(out, resume=True))
+
+    def same(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+    assert same(read_jsonl(out / "metrics.jsonl")) == same(read_jsonl(three_seeds / "metrics.jsonl"))
+    for k in range(3):
+        seed_rows = read_jsonl(out / "seeds" / f"seed_{k}" / "metrics.jsonl")
+        assert same(seed_rows) == same(read_jsonl(three_seeds / "seeds" / f"seed_{k}" / "metrics.jsonl"))
