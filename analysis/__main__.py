@@ -15,9 +15,10 @@ import pandas as pd
 
 from analysis import plots
 from analysis.load import Experiment, NotAnExperimentError, fetch, load
-from analysis.report import write_reports
-from analysis.views import best_trials, importance, pareto_front, seed_statistics, signal_correlation
+from analysis.report import Sentences, write_reports
+from analysis.views import importance, pareto_front, seed_statistics, signal_correlation
 from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE, metric_direction
+from ucc_tune.selection import budget_words, rank_trials, ranking_table, verdict
 
 SHOWN = ["experiment", "trial_id", "status", "epochs_run"]
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="output folder (default EXPERIMENT/analysis of the first one)")
     p.add_argument("--metric", help="objective to rank by (default: the search's first metric)")
-    p.add_argument("--top", type=int, default=5, help="how many best trials to show and plot")
+    p.add_argument("--top", type=int, default=5, help="how many ranked configurations to show and plot")
     return p
 
 
@@ -84,12 +85,22 @@ def main(argv: list[str] | None = None) -> int:
     mode = metric_direction(metric) if args.metric else modes[0]
     out = args.out or args.experiments[0] / "analysis"
     out.mkdir(parents=True, exist_ok=True)
+    if args.metric and len(exp.trials):
+        exp.trials = rank_trials(exp.trials, metric, mode)
     write_tables(exp, out)
-    best = best_trials(exp.trials, metric, mode, args.top) if len(exp.trials) else pd.DataFrame()
     params = searched(exp)
-    best_view = best[[c for c in [*SHOWN, *params, f"best_{metric}", "last_val_ucc_acc"] if c in best]]
-    print(f"best trials by {metric} ({mode}):")
-    print(best_view.to_string(index=False) if len(best_view) else "  (no trial reported it yet)")
+    ranked = exp.trials[exp.trials["rank"].notna()] if len(exp.trials) else exp.trials
+    best = ranked.head(args.top)
+    best_view = ranking_table(exp.trials, metric, params, args.top) if len(exp.trials) else pd.DataFrame()
+    apart = exp.trials[exp.trials["rank"].isna()] if len(exp.trials) else exp.trials
+    apart_view = apart[[c for c in [*SHOWN, *params, f"last_{metric}", "error"] if c in apart]]
+    words = Sentences(
+        verdict(exp.trials, metric, mode, params, budget_words(exp.trials)) if len(exp.trials) else []
+    )
+    print(f"finished configurations ranked by the mean {metric} over seeds at the last epoch ({mode}):")
+    print(best_view.to_string(index=False) if len(best_view) else "  (no trial ran its whole budget yet)")
+    for line in words:
+        print(f"- {line}")
     figures = [
         plots.objective_vs_parameters(exp.trials, params, metric, out),
         plots.learning_curves(exp.history, list(best["trial_id"]) if len(best) else [], metric, out),
@@ -101,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             name: {k: s.get(k) for k in ("space", "metrics", "modes", "num_samples", "fixed", "git_commit")}
             for name, s in exp.searches.items()
         },
-        f"Best trials by {metric}": best_view,
+        "Verdict": words,
+        f"Ranking by the mean {metric} over seeds at the last epoch (finished trials)": best_view,
+        "Not ranked (stopped early, failed or never ran)": apart_view,
         "Status": exp.trials["status"].value_counts().rename_axis("status").reset_index(),
         "Importance (Optuna, fANOVA)": pd.concat(
             [importance(p).assign(experiment=p.name) for p in exp.paths], ignore_index=True
@@ -111,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if len(metrics) > 1:
         sections["Pareto front"] = pareto_front(exp.trials, metrics, modes)[
-            [*SHOWN, *[f"best_{m}" for m in metrics]]
+            [*SHOWN, *[f"last_{m}" for m in metrics]]
         ]
     html_path, _ = write_reports(out, f"ucc-tune analysis: {', '.join(exp.searches)}", sections,
                                  [f for f in figures if f is not None])  # fmt: skip

@@ -28,10 +28,12 @@ from ucc_tune.schema import (
     REPORTED,
     RUN_FILE,
     SEARCH_FILE,
+    SEEDS_DIR,
     read_history,
     trial_row,
     trials_frame,
 )  # fmt: skip
+from ucc_tune.selection import rank_trials
 from ucc_tune.storage import Storage, is_uri, local_mirror, redact
 
 
@@ -115,8 +117,10 @@ def read_trial(
     metrics = trial_dir / METRICS_FILE
     history = read_history(metrics.read_text(), notes, str(metrics)) if metrics.is_file() else []
     trial_id = str(info.get("trial_id") or trial_dir.name)
+    seed_files = sorted((trial_dir / SEEDS_DIR).glob(f"*/{METRICS_FILE}"))
+    seeds = [read_history(f.read_text(), notes, str(f)) for f in seed_files]
     row = trial_row(exp.name, trial_id, str(trial_dir), info.get("config") or {}, history,
-                    ray_error(trial_dir), ray_status)  # fmt: skip
+                    ray_error(trial_dir), ray_status, seeds or None)  # fmt: skip
     if not history:
         notes.append(f"{trial_dir.name}: no results yet (status {row['status']})")
     rows = [{"experiment": exp.name, "trial_id": trial_id, **{k: r.get(k) for k in ("epoch", *REPORTED)}}
@@ -229,6 +233,12 @@ def load(path_or_paths: str | Path | list[str | Path]) -> Experiment:
         warnings.warn(note, stacklevel=2)
     js_frame = pd.DataFrame(js, columns=["experiment", "trial_id", "class_a", "class_b", "js"])
     history_frame = pd.DataFrame(history, columns=["experiment", "trial_id", "epoch", *REPORTED])
-    return Experiment(
-        paths, trials_frame(trials), history_frame, js_frame, summarize_js(js_frame), searches, notes
-    )
+    metric, mode = objective(searches)
+    ranked = rank_trials(trials_frame(trials), metric, mode)
+    return Experiment(paths, ranked, history_frame, js_frame, summarize_js(js_frame), searches, notes)
+
+
+def objective(searches: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """The first search's first objective and its mode (``cluster_acc``, ``max`` when unknown)."""
+    first = next(iter(searches.values()), {})
+    return (first.get("metrics") or ["cluster_acc"])[0], (first.get("modes") or ["max"])[0]

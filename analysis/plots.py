@@ -24,7 +24,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 def objective_vs_parameters(trials: pd.DataFrame, params: list[str], metric: str, out: Path) -> Path | None:
     """The objective against each searched parameter, one panel per parameter."""
-    column = f"best_{metric}"
+    column = f"last_{metric}"
     params = [p for p in params if p in trials]
     if not params or column not in trials:
         return None
@@ -53,13 +53,13 @@ def learning_curves(history: pd.DataFrame, trial_ids: list[str], metric: str, ou
 
 def ucc_vs_cluster(trials: pd.DataFrame, out: Path) -> Path | None:
     """UCC accuracy (label-free signal) against cluster accuracy, the Pareto front highlighted."""
-    data = trials.dropna(subset=["best_val_ucc_acc", "best_cluster_acc"])
+    data = trials.dropna(subset=["last_val_ucc_acc", "last_cluster_acc"])
     if data.empty:
         return None
-    front = pareto_front(data, ["val_ucc_acc", "cluster_acc"], ["max", "max"]).sort_values("best_val_ucc_acc")
+    front = pareto_front(data, ["val_ucc_acc", "cluster_acc"], ["max", "max"]).sort_values("last_val_ucc_acc")
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    ax.scatter(data["best_val_ucc_acc"], data["best_cluster_acc"], alpha=0.7, label="trials")
-    ax.plot(front["best_val_ucc_acc"], front["best_cluster_acc"], "r-o", label="Pareto front")
+    ax.scatter(data["last_val_ucc_acc"], data["last_cluster_acc"], alpha=0.7, label="trials")
+    ax.plot(front["last_val_ucc_acc"], front["last_cluster_acc"], "r-o", label="Pareto front")
     ax.set_xlabel("val_ucc_acc")
     ax.set_ylabel("cluster_acc")
     ax.legend(fontsize=7)

@@ -11,6 +11,10 @@ from typing import Any
 import pandas as pd
 
 
+class Sentences(list[str]):
+    """A report section of plain sentences, shown as a bulleted list."""
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_(none)_\n"
@@ -31,7 +35,8 @@ def _image_tag(path: Path) -> str:
 
 
 def write_reports(out: Path, title: str, sections: dict[str, Any], plots: list[Path]) -> tuple[Path, Path]:
-    """``sections`` maps headings to DataFrames or JSON-able values, shown in order."""
+    """``sections`` maps headings to DataFrames, ``Sentences`` (a bulleted list of plain
+    sentences) or JSON-able values, shown in order."""
     body, md = [f"<h1>{html.escape(title)}</h1>"], [f"# {title}\n"]
     for heading, content in sections.items():
         body.append(f"<h2>{html.escape(heading)}</h2>")
@@ -39,6 +44,9 @@ def write_reports(out: Path, title: str, sections: dict[str, Any], plots: list[P
         if isinstance(content, pd.DataFrame):
             body.append(content.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}"))
             md.append(markdown_table(content))
+        elif isinstance(content, Sentences):
+            body.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in content) + "</ul>")
+            md.append("".join(f"- {line}\n" for line in content))
         else:
             text = json.dumps(content, indent=2, default=str)
             body.append(f"<pre>{html.escape(text)}</pre>")

@@ -10,25 +10,26 @@ import numpy as np
 import pandas as pd
 
 from ucc_tune.config import field_names
+from ucc_tune.selection import rank_trials
 
 
 def best_trials(
     trials: pd.DataFrame, metric: str = "cluster_acc", mode: str = "max", k: int = 5
 ) -> pd.DataFrame:
-    """The ``k`` trials with the best ``best_<metric>`` (trials without a value are left out)."""
-    column = f"best_{metric}"
+    """The ``k`` best finished trials by ``ucc_tune.selection``'s rule: the mean of ``metric`` over
+    seeds at the last epoch (``last_<metric>``); trials stopped early or failed are left out."""
+    column = f"last_{metric}"
     if column not in trials:
-        raise KeyError(
-            f"no column {column!r}; metrics present: {sorted(c[5:] for c in trials if c.startswith('best_'))}"
-        )
-    ranked = trials.dropna(subset=[column]).sort_values(column, ascending=mode == "min")
-    return ranked.head(k).reset_index(drop=True)
+        present = sorted(c[5:] for c in trials if c.startswith("last_"))
+        raise KeyError(f"no column {column!r}; metrics present: {present}")
+    ranked = rank_trials(trials, metric, mode)
+    return ranked[ranked["rank"].notna()].head(k).reset_index(drop=True)
 
 
 def seed_statistics(trials: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """Group trials that differ only in ``seed``: median (what gets reported), min, max, count."""
     keys = [c for c in field_names() if c in trials and c != "seed"]
-    columns = [f"best_{m}" for m in metrics if f"best_{m}" in trials]
+    columns = [f"last_{m}" for m in metrics if f"last_{m}" in trials]
     done = trials[trials["status"] != "ERROR"]
     if done.empty or not columns:
         return pd.DataFrame()
@@ -80,8 +81,9 @@ def importance(experiment_dir: Path, objective: int = 0) -> pd.DataFrame:
 
 
 def pareto_front(trials: pd.DataFrame, metrics: list[str], modes: list[str]) -> pd.DataFrame:
-    """Trials no other trial beats on every ``best_<metric>`` (at least as good, better on one)."""
-    columns = [f"best_{m}" for m in metrics]
+    """Trials no other trial beats on every ``last_<metric>``, the seed mean at the last epoch
+    (at least as good, better on one)."""
+    columns = [f"last_{m}" for m in metrics]
     data = trials.dropna(subset=columns)
     signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
     values = data[columns].to_numpy(dtype=float) * signs

@@ -35,9 +35,12 @@ def study(exp: Path) -> optuna.Study:
 
 def test_smoke_search_end_to_end(smoke_search: tuple[Path, str]) -> None:
     exp, out = smoke_search
-    assert "best trials by cluster_acc" in out and f"python -m analysis {exp}" in out
+    assert "ranked by the mean cluster_acc over seeds at the last epoch" in out
+    assert "- best: alpha=" in out and f"python -m analysis {exp}" in out
     table = pd.read_parquet(exp / "trials.parquet")
     assert len(table) == 3 and table["trial_id"].is_unique
+    assert list(table["rank"]) == [1, 2, 3] and table["last_cluster_acc"].is_monotonic_decreasing
+    assert (table["n_seeds"] == 2).all() and (table["seeds"] == 2).all()
     assert set(field_names()) <= set(table.columns)
     for col in ("trial_id", "status", "error", "last_cluster_acc", "best_cluster_acc", "best_val_loss"):
         assert col in table.columns
@@ -58,7 +61,18 @@ def test_smoke_search_end_to_end(smoke_search: tuple[Path, str]) -> None:
         assert [r["epoch"] for r in rows] == [0, 1]
         assert row["best_cluster_acc"] == max(r["cluster_acc"] for r in rows)
         assert row["last_val_loss"] == rows[-1]["val_loss"]
-        assert len(list(folder.glob("checkpoint_*"))) == 1  # keep_checkpoints reaches Tune
+        # each seed's own curve; the trial reported their mean, and the table has their range
+        lasts = [
+            json.loads((folder / "seeds" / f"seed_{k}" / "metrics.jsonl").read_text().splitlines()[-1])
+            for k in range(2)
+        ]
+        assert rows[-1]["seeds"] == 2
+        assert row["last_cluster_acc"] == pytest.approx(sum(r["cluster_acc"] for r in lasts) / 2)
+        assert row["last_cluster_acc_seed_min"] == min(r["cluster_acc"] for r in lasts)
+        assert row["test_kmeans_acc_seed_max"] == max(r["test_kmeans_acc"] for r in lasts)
+        checkpoints = list(folder.glob("checkpoint_*"))
+        assert len(checkpoints) == 1  # keep_checkpoints reaches Tune
+        assert sorted(p.name for p in checkpoints[0].glob("seed_*")) == ["seed_0", "seed_1"]
     from ray.tune import ExperimentAnalysis
 
     analysis = ExperimentAnalysis(str(exp), default_metric="cluster_acc", default_mode="max")

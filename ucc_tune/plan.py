@@ -16,7 +16,15 @@ from typing import Any
 from ucc_tune.schema import DRIVER_FILES, STUDY_FILE
 from ucc_tune.storage import Storage, is_uri
 
-GRACE_PERIOD = 2  # epochs every trial runs before ASHA may stop it
+
+def grace_period(epochs: int) -> int:
+    """Epochs every trial runs before ASHA may stop it, unless ``--grace-period`` says otherwise:
+    half the budget, rounded up. UCC curves are slow to start (at a high ``alpha`` the UCC loss
+    sits at ln 4 for the first epochs), so a trial is judged only once it has had half its
+    epochs; with the default reduction factor of 3 and up to 8 epochs that is one decision."""
+    return max(1, math.ceil(epochs / 2))
+
+
 REDUCTION_FACTOR = 3  # ASHA keeps 1/this of the trials at each rung
 TRIAL_DRIVER_CPU = 0.05  # what a DDP trial's own process holds: it only drives a TorchTrainer
 
@@ -115,7 +123,7 @@ class SearchPlan:
     keep_checkpoints: int
     resources: Resources = field(default_factory=Resources)
     max_concurrent: int | None = None  # None: as many as the cluster fits
-    grace_period: int = GRACE_PERIOD
+    grace_period: int = 1
     reduction_factor: int = REDUCTION_FACTOR
     max_failures: int = 1
     seed: int = 0

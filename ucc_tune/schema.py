@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from ucc_tune.config import CLUSTER_METHODS, Config, ConfigError, field_names
@@ -65,6 +65,15 @@ OBJECTIVES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+# test scores that get a spread over seeds (``<name>_seed_min``/``_seed_max``) in a trial's row
+SPREAD_TESTS: tuple[str, ...] = tuple(
+    name for name in TEST_METRICS if name.endswith(("_acc", "_nmi", "_ari")) or name == "test_js_min"
+)
+# a run's objective "still rises" when the mean of its last two evaluations beats the mean of the
+# two before by more than this (in the metric's direction): not converged at this budget
+RISE_TOLERANCE = 0.01
+
+
 def metric_direction(name: str) -> Direction:
     """``"max"`` or ``"min"``: which values of metric ``name`` are better."""
     direction = DIRECTIONS.get(name)
@@ -85,6 +94,39 @@ def last_and_best(history: Iterable[Mapping[str, Any]], names: Iterable[str]) ->
         pick = min if metric_direction(name) == "min" else max
         out[f"last_{name}"] = values[-1] if values else math.nan
         out[f"best_{name}"] = pick(values) if values else math.nan
+    return out
+
+
+def evaluations(history: Sequence[Mapping[str, Any]], name: str) -> list[float]:
+    """The values of ``name`` at the epochs that measured it: clustering and JS scores only where
+    the clustering evaluation ran (``cluster_eval_epoch == epoch``; other rows repeat it)."""
+    clustered = name.startswith(("cluster_", "js_"))
+    rows = [r for r in history if not clustered or r.get("cluster_eval_epoch") == r.get("epoch")]
+    values = [_number(r.get(name)) for r in rows]
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def still_rising(history: Sequence[Mapping[str, Any]], name: str) -> bool | None:
+    """Whether ``name`` was still improving at the end of the run: the mean of its last two
+    evaluations beats the mean of the two before by more than ``RISE_TOLERANCE``. None with fewer
+    than four evaluations (nothing to tell)."""
+    values = evaluations(history, name)
+    if len(values) < 4:
+        return None
+    gain = (values[-1] + values[-2] - values[-3] - values[-4]) / 2
+    return bool((gain if metric_direction(name) == "max" else -gain) > RISE_TOLERANCE)
+
+
+def seed_spread(seed_histories: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """``n_seeds`` and, over the seeds' last rows, ``last_<m>_seed_min``/``_seed_max`` of every
+    objective and ``<t>_seed_min``/``_seed_max`` of the ``SPREAD_TESTS`` (NaN where no seed has it)."""
+    lasts = [h[-1] for h in seed_histories if h]
+    out: dict[str, Any] = {"n_seeds": len(seed_histories)}
+    for name, column in [*((m, f"last_{m}") for m in OBJECTIVES), *((t, t) for t in SPREAD_TESTS)]:
+        values = [v for v in (_number(r.get(name)) for r in lasts) if v is not None and math.isfinite(v)]
+        if values or column.startswith("last_"):
+            out[f"{column}_seed_min"] = min(values) if values else math.nan
+            out[f"{column}_seed_max"] = max(values) if values else math.nan
     return out
 
 
@@ -204,12 +246,16 @@ def trial_row(
     history: list[dict[str, Any]],
     error: str | None = None,
     ray_status: str | None = None,
+    seed_histories: list[list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """One row of ``trials.parquet``: ``TRIAL_COLUMNS``, every ``Config`` field, ``last_`` and
-    ``best_`` of every ``REPORTED`` metric and the final ``test_*`` scores.
+    ``best_`` of every ``REPORTED`` metric and the final ``test_*`` scores (of a run of several
+    seeds: their means), ``n_seeds`` and the spread over seeds (``seed_spread``), and per objective
+    whether it was ``rising_<m>`` at the end (``still_rising``).
 
-    ``history`` holds the trial's per-epoch rows (``read_history``); ``wall_time_s`` is the
-    training time of its last row.
+    ``history`` holds the trial's per-epoch rows (``read_history``), ``seed_histories`` each seed's
+    rows when the run had several (``seeds/seed_<k>/metrics.jsonl``; default: ``history`` is the
+    one seed); ``wall_time_s`` is the training time of its last row.
     """
     resolved = resolve_config(config)
     epochs_run = max((int(r["epoch"]) + 1 for r in history), default=0)
@@ -225,8 +271,10 @@ def trial_row(
         "wall_time_s": float(last["time_s"]) if _is_number(last.get("time_s")) else math.nan,
         **resolved,
         **last_and_best(history, REPORTED),
+        **{f"rising_{m}": still_rising(history, m) for m in OBJECTIVES},
     }
     row.update({k: float(v) for k, v in last.items() if k.startswith("test_") and _is_number(v)})
+    row.update(seed_spread(seed_histories or [history]))
     return row
 
 
@@ -242,11 +290,16 @@ def trials_frame(rows: list[dict[str, Any]]) -> Any:
     for name in ("experiment", "trial_id", "trial_dir", "status", "error"):
         frame[name] = frame[name].astype("string")
     frame["epochs_run"] = frame["epochs_run"].astype("Int64")
+    frame["n_seeds"] = frame["n_seeds"].astype("Int64")
+    rising = [f"rising_{m}" for m in OBJECTIVES]
+    frame[rising] = frame[rising].astype("boolean")
     config = set(field_names())  # test_fraction is a Config field, not a test score
     metrics = [
         c
         for c in frame
-        if c not in config and (c.startswith(("last_", "best_", "test_")) or c == "wall_time_s")
+        if c not in config
+        and (c.startswith(("last_", "best_", "test_")) or c == "wall_time_s")
+        and c not in rising
     ]
     frame[metrics] = frame[metrics].astype("float64")
     return frame
@@ -256,5 +309,7 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     """Fixed columns first, then the test scores some trials have (in first-seen order)."""
     fixed = [*TRIAL_COLUMNS, *field_names()]
     fixed += [f"{k}_{m}" for m in REPORTED for k in ("last", "best")]
+    fixed += ["n_seeds", *(f"last_{m}_seed_{b}" for m in OBJECTIVES for b in ("min", "max"))]
+    fixed += [f"rising_{m}" for m in OBJECTIVES]
     extra = dict.fromkeys(k for row in rows for k in row if k not in fixed)
     return fixed + list(extra)

@@ -28,12 +28,12 @@ from ucc_tune.config import (
     parse_assignments,
 )  # fmt: skip
 from ucc_tune.plan import (
-    GRACE_PERIOD,
     REDUCTION_FACTOR,
     ResourceError,
     Resources,
     SearchPlan,
     fetch_driver_files,
+    grace_period,
     publish,
 )  # fmt: skip
 from ucc_tune.schema import (
@@ -41,12 +41,15 @@ from ucc_tune.schema import (
     OBJECTIVES,
     RUN_FILE,
     SEARCH_FILE,
+    SEEDS_DIR,
     TRIALS_FILE,
     metric_direction,
     read_history,
+    seed_name,
     trial_row,
     trials_frame,
 )  # fmt: skip
+from ucc_tune.selection import TOP, budget_words, rank_trials, ranking_table, verdict
 from ucc_tune.spaces import Space, SpaceError, load_space, probe
 from ucc_tune.storage import Storage, local_mirror, redact
 
@@ -72,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--grace-period",
         type=int,
-        default=GRACE_PERIOD,
-        help="epochs every trial runs before ASHA may stop it",
+        help="epochs every trial runs before ASHA may stop it (default: half the trials' epochs)",
     )
     p.add_argument(
         "--reduction-factor",
@@ -121,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler")
     p.add_argument(
+        "--seeds", type=int,
+        help="seeds each configuration trains on; trials report, and are ranked by, their mean "
+        "(the same as --set seeds=N; default: the space's, else 1)",
+    )  # fmt: skip
+    p.add_argument("--top", type=int, default=TOP, help="finished configurations shown with test scores")
+    p.add_argument(
         "--smoke-test", action="store_true", help="tiny budget: space smoke, 2 trials, 2 short epochs"
     )
     return p
@@ -152,6 +160,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
         ("--num-samples", args.num_samples, 1), ("--grace-period", args.grace_period, 1),
         ("--reduction-factor", args.reduction_factor, 2), ("--max-concurrent", args.max_concurrent, 1),
         ("--max-failures", args.max_failures, -1), ("--num-cpus", args.num_cpus, 1),
+        ("--seeds", args.seeds, 1), ("--top", args.top, 1),
     ):  # fmt: skip
         if value is not None and value < low:
             raise UsageError(f"{flag} {value}: must be >= {low}")
@@ -167,8 +176,9 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
     metrics, modes = parse_objectives(args.metric, args.mode)
     space, searched, configs, fixed = _resolve_space(args, resources)
     config = configs[0]
-    if args.scheduler == "asha" and args.grace_period > config.epochs:
-        raise UsageError(f"--grace-period {args.grace_period}: must be <= the trials' {config.epochs} epochs")
+    grace = args.grace_period or grace_period(config.epochs)
+    if args.scheduler == "asha" and grace > config.epochs:
+        raise UsageError(f"--grace-period {grace}: must be <= the trials' {config.epochs} epochs")
     scheduler = args.scheduler
     if scheduler == "asha" and len(metrics) > 1:
         print("note: several metrics make a multi-objective search; ASHA needs one metric, so FIFO runs")
@@ -179,7 +189,7 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
         experiment_dir=local_mirror(experiment), space=space.source, searched=tuple(searched), fixed=fixed,
         metrics=metrics, modes=modes, num_samples=args.num_samples or space.num_samples,
         scheduler=scheduler, epochs=config.epochs, keep_checkpoints=config.keep_checkpoints,
-        resources=resources, max_concurrent=args.max_concurrent, grace_period=args.grace_period,
+        resources=resources, max_concurrent=args.max_concurrent, grace_period=grace,
         reduction_factor=args.reduction_factor, max_failures=args.max_failures, seed=args.seed,
         resume=args.resume, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
         dashboard_host=args.dashboard_host,
@@ -197,6 +207,8 @@ def _resolve_space(
     except SpaceError as err:
         raise UsageError(str(err)) from None
     fixed = {"num_threads": resources.threads} | config_values(args) | {"num_workers": resources.workers}
+    if args.seeds is not None:
+        fixed["seeds"] = args.seeds
     if resources.gpus > 0 and fixed.get("device") == "cpu":
         raise UsageError(f"--gpus-per-trial {resources.gpus:g} with device=cpu: the GPUs would sit idle")
     try:
@@ -302,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     trials = tune.run_search(plan, resources)
     table = write_trials_table(plan, trials)
     publish(plan)
-    print_summary(table, plan)
+    print_summary(table, plan, args.top)
     return 0
 
 
@@ -332,22 +344,42 @@ def write_trials_table(plan: SearchPlan, trials: list[dict[str, Any]]) -> Any:
         history = read_history(folder.read_text(METRICS_FILE)) if folder.exists(METRICS_FILE) else []
         config = info.get("config") or trial["config"]
         trial_id = info.get("trial_id") or trial["trial_id"]
-        rows.append(trial_row(plan.name, trial_id, redact(folder.uri), config, history, trial["error"]))
-    table = trials_frame(rows)
+        seeds = [
+            read_history(folder.read_text(SEEDS_DIR, seed_name(k), METRICS_FILE))
+            for k in range(int(config.get("seeds") or 1))
+            if folder.exists(SEEDS_DIR, seed_name(k), METRICS_FILE)
+        ]
+        rows.append(
+            trial_row(
+                plan.name, trial_id, redact(folder.uri), config, history, trial["error"], None, seeds or None
+            )
+        )
+    table = rank_trials(trials_frame(rows), plan.metrics[0], plan.modes[0])
     table.to_parquet(plan.experiment_dir / TRIALS_FILE, index=False)
     return table
 
 
-def print_summary(table: Any, plan: SearchPlan) -> None:
+def print_summary(table: Any, plan: SearchPlan, top: int = TOP) -> None:
+    """The finished configurations ranked (``ucc_tune.selection``), the top ones with test scores,
+    the trials not ranked listed apart, and the verdict in words."""
     metric, mode = plan.metrics[0], plan.modes[0]
     counts = table["status"].value_counts().to_dict()
     print(f"\ntrials: {len(table)} ({', '.join(f'{v} {k}' for k, v in counts.items())})")
-    best_col = f"best_{metric}"
-    if best_col in table and table[best_col].notna().any():
-        shown = table.sort_values(best_col, ascending=mode == "min").head(5)
-        cols = ["trial_id", "status", *plan.searched, *[f"best_{m}" for m in plan.metrics], "epochs_run"]
-        print(f"best trials by {metric} ({mode}):")
-        print(shown[[c for c in cols if c in shown]].to_string(index=False))
+    searched = list(plan.searched)
+    finished = ranking_table(table, metric, searched)
+    if len(finished):
+        print(f"finished configurations ranked by the mean {metric} over seeds at the last epoch ({mode}):")
+        print(finished.to_string(index=False))
+        print(
+            f"test split of the top {min(top, len(finished))}: the columns test_*, from the final checkpoint"
+        )
+    apart = table[table["rank"].isna()]
+    if len(apart):
+        cols = ["trial_id", "status", *searched, f"last_{metric}", "epochs_run", "error"]
+        print("not ranked (stopped early, failed or never ran):")
+        print(apart[[c for c in cols if c in apart]].to_string(index=False, max_colwidth=60))
+    for line in verdict(table, metric, mode, searched, budget_words(table)):
+        print(f"- {line}")
     where = redact(plan.experiment_uri)
     print(f"\nexperiment folder: {where}")
     print(f"next: python -m analysis {where}")

@@ -80,7 +80,9 @@ def test_cli_writes_round_tripping_parquet_plots_and_a_valid_report(
 ) -> None:
     out = tmp_path / "out"
     assert main([str(smoke_experiment), "--out", str(out), "--top", "2"]) == 0
-    assert "best trials by cluster_acc" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "ranked by the mean cluster_acc over seeds at the last epoch" in printed
+    assert "- best: alpha=" in printed and "mean of 2 seed(s)" in printed
     exp = analysis.load(smoke_experiment)
     frames = {
         "trials": exp.trials,
@@ -108,7 +110,8 @@ def test_cli_writes_round_tripping_parquet_plots_and_a_valid_report(
         image = matplotlib.image.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")
         assert image.ndim == 3 and image.shape[0] > 10
     md = (out / "report.md").read_text()
-    assert all(f"({name}.png)" in md for name in plots) and "| trial_id" in md
+    assert all(f"({name}.png)" in md for name in plots) and "| rank" in md
+    assert "## Verdict\n\n- best: alpha=" in md and "last_cluster_acc_seed_min" in md
 
 
 class TagChecker(html.parser.HTMLParser):
@@ -216,12 +219,12 @@ def test_several_experiments_at_once_and_statistics_across_seeds(
     assert len(exp.trials) == 6 and set(exp.trials["experiment"]) == {"smoke", "smoke-seed1"}
     assert sorted(exp.trials["seed"]) == [0, 0, 0, 1, 1, 1]
     stats = seed_statistics(exp.trials, ["cluster_acc"]).set_index("alpha")
-    original = exp.trials[exp.trials["seed"] == 0].set_index("alpha")["best_cluster_acc"]
-    assert len(stats) == 3 and (stats["best_cluster_acc_count"] == 2).all()
-    for alpha, best in original.items():
-        assert stats.loc[alpha, "best_cluster_acc_min"] == pytest.approx(best / 2)
-        assert stats.loc[alpha, "best_cluster_acc_max"] == pytest.approx(best)
-        assert stats.loc[alpha, "best_cluster_acc_median"] == pytest.approx(0.75 * best)
+    original = exp.trials[exp.trials["seed"] == 0].set_index("alpha")["last_cluster_acc"]
+    assert len(stats) == 3 and (stats["last_cluster_acc_count"] == 2).all()
+    for alpha, last in original.items():
+        assert stats.loc[alpha, "last_cluster_acc_min"] == pytest.approx(last / 2)
+        assert stats.loc[alpha, "last_cluster_acc_max"] == pytest.approx(last)
+        assert stats.loc[alpha, "last_cluster_acc_median"] == pytest.approx(0.75 * last)
 
 
 def test_views_on_hand_made_tables() -> None:
@@ -236,15 +239,18 @@ def test_views_on_hand_made_tables() -> None:
             "last_js_min": [0.3, 0.1, 0.0, 0.2],
         }
     )
+    # ranked by the last values (b's best epoch of 0.95 does not count), a dominates on both
     assert list(best_trials(trials, "cluster_acc", "max", 2)["trial_id"]) == ["a", "d"]
+    assert list(pareto_front(trials, ["val_ucc_acc", "cluster_acc"], ["max", "max"])["trial_id"]) == ["a"]
+    corr = signal_correlation(trials).set_index("target")
+    assert corr.loc["cluster_acc", "spearman"] == pytest.approx(1.0)  # same ranking
+    with pytest.raises(KeyError, match="no column 'last_nmi'"):
+        best_trials(trials, "nmi")
+    trials.loc[1, "last_val_ucc_acc"] = 0.85  # now b beats a on val_ucc_acc
     assert list(pareto_front(trials, ["val_ucc_acc", "cluster_acc"], ["max", "max"])["trial_id"]) == [
         "a",
         "b",
     ]
-    corr = signal_correlation(trials).set_index("target")
-    assert corr.loc["cluster_acc", "spearman"] == pytest.approx(1.0)  # same ranking
-    with pytest.raises(KeyError, match="no column 'best_nmi'"):
-        best_trials(trials, "nmi")
 
 
 def test_importance_comes_from_the_stored_study(smoke_experiment: Path) -> None:
