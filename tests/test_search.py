@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -213,27 +214,60 @@ def wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_resume_after_sigkill_keeps_finished_trials(tmp_path: Path, marked_env: dict[str, str]) -> None:
+def _first_line_written(exp: Path) -> bool:
+    return any(p.stat().st_size > 0 for p in exp.glob("ucc_trial_*/metrics.jsonl"))
+
+
+def _one_trial_finished(exp: Path) -> bool:
+    return any(len(p.read_text().splitlines()) >= 3 for p in exp.glob("ucc_trial_*/metrics.jsonl"))
+
+
+def _trial_files(exp: Path) -> dict[str, list[str]]:
+    """Every trial's and every seed's metrics lines, by file."""
+    return {
+        str(p.relative_to(exp)): p.read_text().splitlines() for p in exp.glob("ucc_trial_*/**/metrics.jsonl")
+    }
+
+
+@pytest.mark.parametrize("moment", [_first_line_written, _one_trial_finished])
+def test_resume_after_sigkill_ends_with_exactly_the_requested_trials_and_seeds(
+    tmp_path: Path, marked_env: dict[str, str], moment: Any
+) -> None:
+    """Killed before any trial finished, or after one finished: after --resume, exactly the 4
+    trials of 2 seeds in Ray's results, the table and the study (each told once), every epoch of
+    every seed once, and what had finished before the kill untouched."""
     exp = tmp_path / "resume"
-    args = ["--space", "smoke", "--num-samples", "4", "--max-concurrent", "1", "--scheduler", "fifo"]
-    args += ["--storage-path", str(tmp_path), "--name", "resume", "--set", "epochs=3"]
+    space = tmp_path / "steady.py"  # smoke's budget, without its learning rates that may collapse
+    space.write_text(
+        "def space(trial):\n    trial.suggest_float('alpha', 0.3, 0.7)\n"
+        "    return {'epochs': 3, 'steps_per_epoch': 3, 'bag_size': 8, 'bags_per_label': 2,"
+        " 'eval_bags_per_label': 3}\n"
+    )
+    args = ["--space", str(space), "--num-samples", "4", "--max-concurrent", "1", "--scheduler", "fifo"]
+    args += ["--storage-path", str(tmp_path), "--name", "resume", "--seeds", "2"]
     driver = start_search(marked_env, tmp_path / "first.log", *args)
-
-    def one_trial_finished() -> bool:
-        return any(
-            len(p.read_text().splitlines()) >= 3 for p in exp.glob("ucc_trial_*/result.json") if p.exists()
-        )
-
-    wait_for(one_trial_finished, 180, "a finished trial")
+    wait_for(lambda: moment(exp), 180, moment.__name__)
     time.sleep(1.0)  # let the experiment state be saved (TUNE_GLOBAL_CHECKPOINT_S is short in tests)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(30)
+    before = _trial_files(exp)
+    finished = {k: v for k, v in before.items() if len(v) == 3}
     second = start_search(marked_env, tmp_path / "second.log", *args, "--resume")
     assert second.wait(300) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    assert "Traceback" not in (tmp_path / "second.log").read_text()
     table = pd.read_parquet(exp / "trials.parquet")
     assert len(table) == 4 and table["trial_id"].is_unique
-    assert (table["status"] == "TERMINATED").all()
-    assert (table["epochs_run"] == 3).all()
+    assert (table["status"] == "TERMINATED").all() and (table["epochs_run"] == 3).all()
+    assert (table["n_seeds"] == 2).all()
+    s = study(exp)
+    assert [t.state for t in s.trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    assert sorted(t.params["alpha"] for t in s.trials) == sorted(table["alpha"])
+    after = _trial_files(exp)
+    assert len(after) == 4 * 3  # each trial's file and its two seeds'
+    for name, lines in after.items():
+        assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2], name
+    for name, lines in finished.items():
+        assert after[name] == lines, f"{name} changed after the resume"
 
 
 def test_dashboard_answers_with_the_token_and_refuses_without(

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ucc_tune.models.encoders import ImageShape, downsampled, init_weights
+from ucc_tune.models.encoders import ImageShape, cpu_channels_last, downsampled, init_weights
 
 
 def upsample_nearest(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -23,11 +23,12 @@ def upsample_nearest(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     of at least 7x7 pixels (MNIST's 7 -> 14 -> 28) run as a broadcast copy, 2-5x faster than
     the interpolate kernel there (``benchmarks/upsample.py``). Smaller inputs (``digits``' 2x2
     and 4x4) stay on the kernel: there the whole training step was a few percent faster with it.
-    Other sizes and devices use ``F.interpolate``."""
+    Other sizes and devices, and channels-last inputs (which the kernel keeps channels-last),
+    use ``F.interpolate``."""
     n, c, h, w = x.shape
     fh, fw = size[0] // h, size[1] // w
     whole = fh >= 1 and fw >= 1 and (fh * h, fw * w) == tuple(size)
-    if x.device.type != "cpu" or h * w < 49 or not whole:
+    if x.device.type != "cpu" or h * w < 49 or not whole or not x.is_contiguous():
         return F.interpolate(x, size=size, mode="nearest")
     return x[:, :, :, None, :, None].expand(n, c, h, fh, w, fw).reshape(n, c, h * fh, w * fw)
 
@@ -55,11 +56,11 @@ def upsample2x_conv_kernel(weight: torch.Tensor) -> torch.Tensor:
 class UpBlock(nn.Module):
     """``a = upsample(ReLU(h))``; main ``conv3x3 -> ReLU -> conv3x3``; shortcut ``a`` or 1x1 conv.
 
-    When ``size`` doubles the input exactly, ``a`` is never upsampled: the first convolution
-    runs as one transposed convolution on the small ``a`` (``upsample2x_conv_kernel``), and the
-    shortcut (the identity or a 1x1 convolution, both of which commute with nearest
+    On the CPU, when ``size`` doubles the input exactly, ``a`` is never upsampled: the first
+    convolution runs as one transposed convolution on the small ``a`` (``upsample2x_conv_kernel``),
+    and the shortcut (the identity or a 1x1 convolution, both of which commute with nearest
     upsampling) is computed on the small ``a`` and broadcast over each 2x2 block in the sum.
-    The parameters are those of the plain computation, which other sizes still use.
+    The parameters are those of the plain computation, which other sizes and devices use.
     """
 
     def __init__(self, c_in: int, c_out: int, size: tuple[int, int] | None):
@@ -72,7 +73,7 @@ class UpBlock(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         a = F.relu(h)
         n, _, height, width = a.shape
-        if self.size != (2 * height, 2 * width):
+        if a.device.type != "cpu" or self.size != (2 * height, 2 * width):
             if self.size is not None:
                 a = upsample_nearest(a, self.size)
             return self.conv2(F.relu(self.conv1(a), inplace=True)) + self.shortcut(a)
@@ -81,8 +82,7 @@ class UpBlock(nn.Module):
         main = self.conv2(F.relu(main, inplace=True))
         shortcut = self.shortcut(a)[:, :, :, None, :, None]  # (N, C, h, 1, w, 1)
         c = main.shape[1]
-        # conv2's backward does not need its output, so the sum can overwrite it
-        return main.view(n, c, height, 2, width, 2).add_(shortcut).view(n, c, 2 * height, 2 * width)
+        return (main.view(n, c, height, 2, width, 2) + shortcut).view(n, c, 2 * height, 2 * width)
 
 
 class PaperDecoder(nn.Module):
@@ -102,7 +102,7 @@ class PaperDecoder(nn.Module):
         init_weights(self)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        h = self.fc(f).view(-1, *self.start)  # (N, 128, H/4, W/4)
+        h = cpu_channels_last(self.fc(f).view(-1, *self.start))  # (N, 128, H/4, W/4)
         return self.out(F.relu(self.blocks(h)))
 
 

@@ -42,6 +42,15 @@ def pad_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     return F.pad(x, (0, 0, 0, 0, 0, channels - x.shape[1]))
 
 
+def cpu_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last memory order on the CPU (same values), unchanged elsewhere.
+
+    The CPU's oneDNN convolutions, forward and backward, run faster on channels-last activations,
+    and every convolution, pad, ReLU and sum keeps that order, so one conversion at the start of
+    a network suffices. On CUDA the memory format is left to the caller."""
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
+
+
 def init_weights(module: nn.Module) -> None:
     """Glorot-uniform weights; conv biases 0.1 and linear biases 0, as the Keras original."""
     for m in module.modules():
@@ -98,7 +107,8 @@ class PaperEncoder(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.blocks(self.stem(x)))  # (N, 128, H/4, W/4)
+        # channels-last from the stem's output on: a 1-channel image has no distinct channels-last order
+        h = F.relu(self.blocks(cpu_channels_last(self.stem(x))))  # (N, 128, H/4, W/4)
         # the original flattens channels-last; the order only matters when porting weights
         return torch.sigmoid(self.fc(h.flatten(1)))
 

@@ -10,7 +10,6 @@ experiment's storage: Tune syncs only the driver node's folders, and never a reu
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,17 +23,24 @@ import ray.tune
 import torch
 from ray.train.torch import TorchConfig, TorchTrainer
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search.optuna import OptunaSearch
 from torch import nn
 
 from ucc_tune.config import Config
-from ucc_tune.plan import ResourceError, Resources, SearchPlan, publish
-from ucc_tune.schema import DDP_RUN_NAME, STUDY_FILE, TRAIN_RUN_PREFIX, TRAIN_RUNS_DIR, error_text
-from ucc_tune.spaces import SpaceWithConstants, load_space, make_sampler, trial_outcome
+from ucc_tune.plan import ResourceError, Resources, SearchPlan
+from ucc_tune.schema import (
+    DDP_RUN_NAME,
+    METRICS_FILE,
+    TRAIN_RUN_PREFIX,
+    TRAIN_RUNS_DIR,
+    error_text,
+    read_history,
+)  # fmt: skip
+from ucc_tune.spaces import SpaceWithConstants, load_space, make_sampler
 from ucc_tune.storage import Storage
 from ucc_tune.train import RunFolder, placement, resolve_device, train
 from ucc_tune.train.failures import fails_once
-from ucc_tune.train.session import WritesRunFiles
+from ucc_tune.train.session import WritesRunFiles, state_file_damage, state_files
+from ucc_tune.tune.searcher import MarkEnded, PruningOptunaSearch, PublishStudy
 
 
 def _ray_placement(rank: int, world_size: int, device: torch.device) -> dict[str, Any]:
@@ -69,11 +75,28 @@ class TuneSession(WritesRunFiles):
         ray.tune.report(metrics, checkpoint=checkpoint)
 
     def latest_checkpoint(self) -> str | None:
+        """Tune's checkpoint of this trial, or a newer complete one in the trial's own folder: a
+        driver killed between two snapshots of the experiment state restores a trial with an
+        older checkpoint than the trial had written."""
         checkpoint = ray.tune.get_checkpoint()
+        known = Path(checkpoint.path).name if checkpoint is not None else ""
+        if self.folder.storage.is_local:
+            newest = newest_complete_checkpoint(Path(self.folder.storage.root))
+            if newest is not None and newest.name > known:
+                return str(newest)
         return checkpoint.to_directory() if checkpoint is not None else None
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model
+
+
+def newest_complete_checkpoint(trial_dir: Path) -> Path | None:
+    """The newest ``checkpoint_NNNNNN`` folder of a trial whose state files all read back."""
+    for folder in sorted(trial_dir.glob("checkpoint_*"), reverse=True):
+        states = state_files(folder)
+        if states and all(state_file_damage(s) is None for s in states):
+            return folder
+    return None
 
 
 class RayTrainSession(WritesRunFiles):
@@ -252,6 +275,15 @@ def make_trainable(experiment: str, resources: RayResources) -> Callable[[dict[s
         trial_id = context.get_trial_id()
         storage = Storage(experiment)
         files = RunFolder(storage.child(Path(context.get_trial_dir()).name))
+        if files.info().get("ended"):  # it ended before the driver was killed: report, do not rerun
+            history = (
+                read_history(files.storage.read_text(METRICS_FILE))
+                if files.storage.exists(METRICS_FILE)
+                else []
+            )
+            if history:
+                ray.tune.report(history[-1])
+                return
         with fails_once(files):
             config = Config.from_dict(trial_config)
             if config.num_workers == 0:
@@ -273,68 +305,6 @@ def make_trainable(experiment: str, resources: RayResources) -> Callable[[dict[s
 
 
 # --- the search ----------------------------------------------------------------------------------
-
-
-class PruningOptunaSearch(OptunaSearch):
-    """OptunaSearch that tells Optuna the truth about trials a scheduler stopped early (plain
-    OptunaSearch tells them COMPLETE with their early value): ``spaces.trial_outcome`` decides,
-    and the per-epoch values are the trial's intermediate values, at step ``epoch``."""
-
-    def __init__(self, *args: Any, epochs: int, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._epochs = epochs
-        self._planned_epochs: dict[str, int] = {}
-        self._reported_epochs: dict[str, set[int]] = {}
-
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        config = super().suggest(trial_id)
-        if isinstance(config, dict):  # a space may search ``epochs`` itself
-            self._planned_epochs[trial_id] = int(config.get("epochs", self._epochs))
-        return config
-
-    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if isinstance(self.metric, list) or trial_id in self._completed_trials:
-            return
-        self._report_intermediate(trial_id, result)
-
-    def _report_intermediate(self, trial_id: str, result: dict[str, Any]) -> None:
-        value, epoch = result.get(str(self.metric)), int(result.get("epoch", 0))
-        steps = self._reported_epochs.setdefault(trial_id, set())
-        if value is not None and math.isfinite(value) and epoch not in steps:
-            self._ot_trials[trial_id].report(float(value), epoch)
-            steps.add(epoch)
-
-    def on_trial_complete(
-        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
-    ) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
-            return
-        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-        values = [result.get(m) if result else None for m in metrics]
-        epochs_run = (int(result.get("epoch", -1)) if result else -1) + 1
-        state, told = trial_outcome(
-            values, error, epochs_run, self._planned_epochs.get(trial_id, self._epochs)
-        )
-        if state == optuna.trial.TrialState.PRUNED and result is not None and len(metrics) == 1:
-            # the scheduler's stop comes with the result that triggered it, which Tune does not
-            # pass to on_trial_result (a trial stopped at its first rung would have no values)
-            self._report_intermediate(trial_id, result)
-        assert self._ot_study is not None
-        self._completed_trials.add(trial_id)  # first: a failing tell must not be retried
-        self._ot_study.tell(self._ot_trials[trial_id], told, state=state)
-
-
-class PublishStudy(ray.tune.Callback):
-    """Uploads ``optuna.db`` after every finished or failed trial of a remote experiment, so
-    that the stored study is at most one trial behind if the driver dies."""
-
-    def __init__(self, plan: SearchPlan):
-        self.plan = plan
-
-    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        publish(self.plan, STUDY_FILE)
-
-    on_trial_error = on_trial_complete
 
 
 def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
@@ -375,7 +345,7 @@ def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
         run_config=ray.tune.RunConfig(
             name=plan.name,
             storage_path=plan.storage,
-            callbacks=[PublishStudy(plan)] if plan.remote else [],
+            callbacks=[MarkEnded(plan.experiment_uri), *([PublishStudy(plan)] if plan.remote else [])],
             failure_config=ray.tune.FailureConfig(max_failures=plan.max_failures),
             checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=plan.keep_checkpoints),
             verbose=1,
