@@ -3,10 +3,13 @@
 Run: ``.venv/bin/python -m benchmarks.train_step``. Writes ``benchmarks/results/train_step.json``.
 Shapes: the paper's MNIST step (20 bags x 32 instances of random 28x28 images, ``paper`` model,
 alpha 0.5) and the ``digits`` default. Float32 everywhere; on CUDA also bf16 AMP and bf16 AMP
-with channels-last; on any device also the float32 MNIST step with ``F.interpolate`` in the
-decoder (the kernel before ``upsample_nearest``) for a before/after ratio. The fractions time
-each part alone at the step's size (sampling + gathering a batch; KDE forward+backward; decoder
-forward+backward) and divide by the full step's time.
+with channels-last. The fractions time each part alone at the step's size (sampling + gathering
+a batch; KDE forward+backward; decoder forward+backward) and divide by the full step's time.
+
+Before/after, float32, both shapes: the same step with the ``paper`` networks computed plainly
+(nearest upsampling then 3x3 conv, the shortcut of the upsampled input, the default memory
+format) against the fused upsampling + channels-last on the CPU, two runs with the same
+parameters stepped in turn, pair by pair; the median of the per-pair ratios.
 Target: >= 30 steps/s at the MNIST shape with AMP on one H100; sampling and KDE each
 below 5% of the step.
 """
@@ -30,7 +33,7 @@ from benchmarks.common import write_results
 from ucc_tune.config import Config
 from ucc_tune.data.bags import gather
 from ucc_tune.data.loading import Data
-from ucc_tune.models import decoders
+from ucc_tune.models import decoders, encoders
 from ucc_tune.models.kde import kde
 from ucc_tune.train import LocalSession, setup
 from ucc_tune.train.loop import train_step, unwrap
@@ -96,20 +99,65 @@ def measure(config: Config, data: Data | None, seconds: float) -> dict[str, Any]
     return out
 
 
+def plain_up_block(self: decoders.UpBlock, h: torch.Tensor) -> torch.Tensor:
+    """``UpBlock.forward`` before the fusion: upsample ``a``, then both convs and the shortcut."""
+    a = F.relu(h)
+    if self.size is not None:
+        a = decoders.upsample_nearest(a, self.size)
+    return self.conv2(F.relu(self.conv1(a))) + self.shortcut(a)
+
+
 @contextlib.contextmanager
-def interpolate_upsampling() -> Iterator[None]:
-    """Run the decoders with ``F.interpolate`` instead of ``upsample_nearest``."""
-    original = decoders.upsample_nearest
-    decoders.upsample_nearest = lambda x, size: F.interpolate(x, size=size, mode="nearest")
+def plain_paper_networks() -> Iterator[None]:
+    """Run the ``paper`` networks as computed before: ``plain_up_block``, default memory format."""
+    forward, channels_last = decoders.UpBlock.forward, encoders.cpu_channels_last
+    decoders.UpBlock.forward = plain_up_block  # type: ignore[method-assign]
+    decoders.cpu_channels_last = encoders.cpu_channels_last = lambda x: x
     try:
         yield
     finally:
-        decoders.upsample_nearest = original
+        decoders.UpBlock.forward = forward  # type: ignore[method-assign]
+        decoders.cpu_channels_last = encoders.cpu_channels_last = channels_last
+
+
+def before_after(config: Config, data: Data | None, pairs: int) -> dict[str, Any]:
+    """Median seconds per step of the plain and the fused networks, stepped in turn (the order
+    alternating), and the median of the per-pair ratios fused / plain."""
+    runs = []
+    for _ in range(2):
+        with tempfile.TemporaryDirectory() as folder:
+            runs.append(setup(config, LocalSession(Path(folder)), data=data))
+    unwrap(runs[1].model).load_state_dict(unwrap(runs[0].model).state_dict())
+    streams = [iter(run.stream) for run in runs]
+
+    def step(which: int) -> float:
+        batch = next(streams[which])
+        with plain_paper_networks() if which == 0 else contextlib.nullcontext():
+            start = time.perf_counter()
+            train_step(runs[which], batch)
+            return time.perf_counter() - start
+
+    for which in (0, 1, 0, 1):  # warm-up
+        step(which)
+    plain, fused = [], []
+    for i in range(pairs):
+        times = {which: step(which) for which in ((0, 1) if i % 2 == 0 else (1, 0))}
+        plain.append(times[0])
+        fused.append(times[1])
+    ratios = [f / p for f, p in zip(fused, plain, strict=True)]
+    return {
+        "pairs": pairs,
+        "plain_s_per_step": round(float(np.median(plain)), 4),
+        "fused_s_per_step": round(float(np.median(fused)), 4),
+        "median_ratio_fused_over_plain": round(float(np.median(ratios)), 3),
+        "ratio_min_max": [round(min(ratios), 3), round(max(ratios), 3)],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="timing window per measurement")
+    parser.add_argument("--pairs", type=int, default=8, help="before/after pairs at the MNIST shape")
     args = parser.parse_args(argv)
     cuda = torch.cuda.is_available()
     paper = Config(dataset="mnist", bag_size=32, bags_per_label=5, lr=1e-4, alpha=0.5, model="paper", seed=0)
@@ -128,20 +176,15 @@ def main(argv: list[str] | None = None) -> int:
             result = measure(dataclasses.replace(config, **changes), data, args.seconds)
             figures["results"][f"{shape}/{name}"] = result
             print(shape, name, result, flush=True)
-    # the same step with F.interpolate for the decoder's upsampling (the kernel used before the
-    # broadcast copy in decoders.upsample_nearest), for a before/after ratio from this run
-    with interpolate_upsampling():
-        result = measure(paper, mnist_shaped(), args.seconds)
-    figures["results"]["mnist_paper_shape/float32_F.interpolate_upsampling"] = result
-    print("mnist_paper_shape float32_F.interpolate_upsampling", result, flush=True)
-    figures["upsampling_speedup_of_the_mnist_step"] = round(
-        figures["results"]["mnist_paper_shape/float32"]["steps_per_s"] / result["steps_per_s"], 3
-    )
-    best = max(
-        v["steps_per_s"]
-        for k, v in figures["results"].items()
-        if k.startswith("mnist") and "interpolate" not in k
-    )
+    if not cuda:
+        figures["before_after"] = {}
+        for shape, (config, data, pairs) in {
+            "mnist_paper_shape": (paper, mnist_shaped(), args.pairs),
+            "digits_default": (Config(), None, 5 * args.pairs),
+        }.items():
+            figures["before_after"][shape] = before_after(config, data, pairs)
+            print(shape, "before/after", figures["before_after"][shape], flush=True)
+    best = max(v["steps_per_s"] for k, v in figures["results"].items() if k.startswith("mnist"))
     figures["mnist_best_steps_per_s"] = best
     figures["target_steps_per_s_on_h100_with_amp"] = 30
     write_results("train_step", figures)
