@@ -84,3 +84,18 @@ def test_a_resumed_group_continues_every_seed_exactly(three_seeds: Path, tmp_pat
     for k in range(3):
         seed_rows = read_jsonl(out / "seeds" / f"seed_{k}" / "metrics.jsonl")
         assert same(seed_rows) == same(read_jsonl(three_seeds / "seeds" / f"seed_{k}" / "metrics.jsonl"))
+
+
+def test_the_test_score_is_the_final_checkpoints(three_seeds: Path, tmp_path: Path) -> None:
+    """The ranking refers to the last epoch; its test scores come from the weights of that epoch's
+    checkpoint: re-scoring the checkpoint of seed 1 on the test split gives seed 1's test row."""
+    from ucc_tune.evaluate import main as evaluate_main
+
+    newest = sorted((three_seeds / "checkpoints").iterdir())[-1]
+    last = read_jsonl(three_seeds / "seeds" / "seed_1" / "metrics.jsonl")[-1]
+    assert newest.name == f"epoch_{last['epoch']:04d}"  # the checkpoint of the ranked (last) epoch
+    assert evaluate_main([str(three_seeds), "--out", str(tmp_path / "x")]) == 2  # which seed? says so
+    assert evaluate_main([str(newest / "seed_1"), "--split", "test", "--out", str(tmp_path / "e")]) == 0
+    scores = json.loads((tmp_path / "e" / "evaluation.json").read_text())
+    assert scores["metrics"]["test_kmeans_acc"] == pytest.approx(last["test_kmeans_acc"])
+    assert scores["metrics"]["test_js_min"] == pytest.approx(last["test_js_min"])

@@ -106,6 +106,14 @@ def find_source(path: Path) -> Source:
         found = sorted(p.parent for p in base.glob(f"{pattern}/{CHECKPOINT_STATE_FILE}"))
         if found:
             return _newest_complete(path, "trial" if "trial_id" in info else "run", found)
+    for base, pattern in places:  # a run of several seeds: one state file per seed
+        seeds = sorted(p.parent for p in base.glob(f"{pattern}/seed_*/{CHECKPOINT_STATE_FILE}"))
+        if seeds:
+            names = ", ".join(p.name for p in seeds if p.parent == seeds[-1].parent)
+            raise EvaluationError(
+                f"{path}: a run of several seeds; evaluate one seed's checkpoint, e.g. {seeds[-1]} "
+                f"(the seeds of that checkpoint: {names})"
+            )
     looked = ", ".join(f"{base / pattern}/" for base, pattern in places)
     raise EvaluationError(
         f"{path}: {RUN_FILE} but no checkpoint; looked for {CHECKPOINT_STATE_FILE} in {looked}"
