@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -214,6 +216,9 @@ def wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+SECRET = "planted-secret-4f1c0de"  # a fake credential the search must not write anywhere
+
+
 def _first_line_written(exp: Path) -> bool:
     return any(p.stat().st_size > 0 for p in exp.glob("ucc_trial_*/metrics.jsonl"))
 
@@ -237,6 +242,8 @@ def test_resume_after_sigkill_ends_with_exactly_the_requested_trials_and_seeds(
     trials of 2 seeds in Ray's results, the table and the study (each told once), every epoch of
     every seed once, and what had finished before the kill untouched."""
     exp = tmp_path / "resume"
+    ray_tmp = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # Ray's session files, kept short
+    marked_env = {**marked_env, "AWS_SECRET_ACCESS_KEY": SECRET, "RAY_TMPDIR": str(ray_tmp)}
     space = tmp_path / "steady.py"  # smoke's budget, without its learning rates that may collapse
     space.write_text(
         "def space(trial):\n    trial.suggest_float('alpha', 0.3, 0.7)\n"
@@ -268,6 +275,15 @@ def test_resume_after_sigkill_ends_with_exactly_the_requested_trials_and_seeds(
         assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2], name
     for name, lines in finished.items():
         assert after[name] == lines, f"{name} changed after the resume"
+    # a credential in the driver's environment reaches no file: ours, Ray's logs and session files
+    leaks = [
+        p
+        for root in (tmp_path, ray_tmp)
+        for p in root.rglob("*")
+        if p.is_file() and SECRET.encode() in p.read_bytes()
+    ]
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert leaks == []
 
 
 def test_dashboard_answers_with_the_token_and_refuses_without(

@@ -224,12 +224,26 @@ def torch_trainer(
     )
 
 
+def keep_credentials_in_the_environment() -> None:
+    """Stop Ray Tune from copying the driver's ``AWS_*`` credentials into every trial's runtime
+    environment: Ray's runtime-env agent writes runtime-env variables into its log in clear text.
+    A local cluster's workers inherit the driver's environment anyway, and on a multi-node
+    cluster each node uses its own credentials (environment, ``~/.aws`` or an instance role), so
+    S3 storage keeps working without the copy."""
+    from ray.tune.execution import class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE = {
+        name for name in class_cache.ENV_VARS_TO_PROPAGATE if not name.startswith("AWS_")
+    }
+
+
 def start_ray(
     address: str | None = None, num_cpus: int | None = None, dashboard: bool = True,
     dashboard_host: str = "127.0.0.1",
 ) -> str | None:  # fmt: skip
     """Join ``address`` or start a fresh local cluster (never a stale one by accident); returns
     the dashboard URL. Train V2 cleans placement groups through the dashboard's State API."""
+    keep_credentials_in_the_environment()
     if ray.is_initialized():
         return ray._private.worker.get_dashboard_url() or None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
