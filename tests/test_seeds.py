@@ -27,8 +27,19 @@ def test_aggregate_is_the_mean_of_the_seeds_by_hand() -> None:
     out = aggregate(rows)
     assert out == {
         "epoch": 2, "epochs_done": 3, "cluster_eval_epoch": 2, "cluster_acc": pytest.approx(0.7),
-        "time_s": 6.0, "seeds": 3,
+        "time_s": 6.0, "seeds": 3, "seeds_collapsed": 0,
     }  # fmt: skip
+    rows[1] = {
+        "epoch": 2,
+        "epochs_done": 3,
+        "cluster_eval_epoch": 2,
+        "cluster_acc": 0.2,
+        "seeds_collapsed": 1,
+    }
+    rows[0]["train_loss"], rows[2]["train_loss"] = 1.0, 2.0  # a collapsed seed has no training loss
+    out = aggregate(rows)
+    assert out["seeds_collapsed"] == 1 and out["train_loss"] == 1.5
+    assert out["cluster_acc"] == pytest.approx((0.5 + 0.2 + 0.9) / 3)
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +110,38 @@ def test_the_test_score_is_the_final_checkpoints(three_seeds: Path, tmp_path: Pa
     scores = json.loads((tmp_path / "e" / "evaluation.json").read_text())
     assert scores["metrics"]["test_kmeans_acc"] == pytest.approx(last["test_kmeans_acc"])
     assert scores["metrics"]["test_js_min"] == pytest.approx(last["test_js_min"])
+
+
+def test_a_collapsed_seed_stops_and_counts_with_its_scores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ucc_tune.train import FeatureCollapseError, loop
+
+    real = loop._raise_if_collapsed
+
+    def seed_6_dies(run: Any, summary: Any, epoch: int) -> None:
+        if run.config.seed == 6:
+            raise FeatureCollapseError(epoch, "all features saturated (scripted)", run.config.lr)
+        real(run, summary, epoch)
+
+    monkeypatch.setattr(loop, "_raise_if_collapsed", seed_6_dies)
+    out = tmp_path / "run"
+    train(tiny(seeds=3, seed=5), LocalSession(out))
+    rows = read_jsonl(out / "metrics.jsonl")
+    seeds = [read_jsonl(out / "seeds" / f"seed_{k}" / "metrics.jsonl") for k in range(3)]
+    assert [r["seeds_collapsed"] for r in rows] == [1, 1, 1]
+    dead = seeds[1]
+    assert [r["epoch"] for r in dead] == [0, 1, 2] and len({r["cluster_acc"] for r in dead}) == 1
+    assert "train_loss" not in dead[-1] and "test_kmeans_acc" in dead[-1]  # scored on test at the end
+    for name in ("cluster_acc", "test_kmeans_acc"):
+        assert rows[-1][name] == pytest.approx(sum(s[-1][name] for s in seeds) / 3)
+    assert rows[-1]["train_loss"] == pytest.approx(
+        (seeds[0][-1]["train_loss"] + seeds[2][-1]["train_loss"]) / 2
+    )
+
+    def all_die(run: Any, summary: Any, epoch: int) -> None:
+        raise FeatureCollapseError(epoch, "all features saturated (scripted)", run.config.lr)
+
+    monkeypatch.setattr(loop, "_raise_if_collapsed", all_die)
+    with pytest.raises(FeatureCollapseError, match="collapsed at epoch 0"):
+        train(tiny(seeds=2, seed=5), LocalSession(tmp_path / "all"))

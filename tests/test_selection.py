@@ -103,3 +103,13 @@ def test_the_verdict_says_when_the_answer_depends_on_the_budget() -> None:
     calm = verdict(table(flat), "cluster_acc", "max", ["alpha"], "4 epochs")
     assert not any("not converged" in w for w in calm)
     assert math.isclose(float(table(flat)["last_cluster_acc"].iloc[0]), 0.705)
+
+
+def test_the_verdict_names_configurations_that_lost_seeds() -> None:
+    lost = trial("l", 0.75, [[*FLAT, 0.8], [*FLAT, 0.7]])
+    lost["seeds_collapsed"] = 1
+    words = verdict(
+        table(lost, trial("k", 0.25, [[*FLAT, 0.6], [*FLAT, 0.5]])), "cluster_acc", "max", ["alpha"], "b"
+    )
+    assert any("collapsed" in w and "alpha=0.75 (1 of 2)" in w for w in words)
+    assert not any("alpha=0.25 (" in w for w in words)

@@ -43,6 +43,7 @@ EPOCH_METRICS: dict[str, Direction | None] = {
     "time_s": "min",  # training time of the run, resumed runs included
     "instances_per_s": "max",
     "seeds": None,  # how many seeds the row is the mean of (a run of several seeds)
+    "seeds_collapsed": None,  # how many of them collapsed (and stopped training)
 }
 METRIC_NAMES: tuple[str, ...] = tuple(EPOCH_METRICS)
 # the metrics of a trial's history that get last_<name> and best_<name> columns
@@ -275,6 +276,7 @@ def trial_row(
     }
     row.update({k: float(v) for k, v in last.items() if k.startswith("test_") and _is_number(v)})
     row.update(seed_spread(seed_histories or [history]))
+    row["seeds_collapsed"] = int(last.get("seeds_collapsed") or 0)
     return row
 
 
@@ -290,7 +292,7 @@ def trials_frame(rows: list[dict[str, Any]]) -> Any:
     for name in ("experiment", "trial_id", "trial_dir", "status", "error"):
         frame[name] = frame[name].astype("string")
     frame["epochs_run"] = frame["epochs_run"].astype("Int64")
-    frame["n_seeds"] = frame["n_seeds"].astype("Int64")
+    frame[["n_seeds", "seeds_collapsed"]] = frame[["n_seeds", "seeds_collapsed"]].astype("Int64")
     rising = [f"rising_{m}" for m in OBJECTIVES]
     frame[rising] = frame[rising].astype("boolean")
     config = set(field_names())  # test_fraction is a Config field, not a test score
@@ -309,7 +311,11 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     """Fixed columns first, then the test scores some trials have (in first-seen order)."""
     fixed = [*TRIAL_COLUMNS, *field_names()]
     fixed += [f"{k}_{m}" for m in REPORTED for k in ("last", "best")]
-    fixed += ["n_seeds", *(f"last_{m}_seed_{b}" for m in OBJECTIVES for b in ("min", "max"))]
+    fixed += [
+        "n_seeds",
+        "seeds_collapsed",
+        *(f"last_{m}_seed_{b}" for m in OBJECTIVES for b in ("min", "max")),
+    ]
     fixed += [f"rising_{m}" for m in OBJECTIVES]
     extra = dict.fromkeys(k for row in rows for k in row if k not in fixed)
     return fixed + list(extra)

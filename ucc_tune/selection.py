@@ -98,7 +98,7 @@ def ranking_table(ranked: Any, metric: str, searched: list[str], top: int | None
     and the test counterpart's mean and range."""
     test = test_column(ranked, metric)
     columns = ["rank", *searched, f"last_{metric}", f"last_{metric}_seed_min", f"last_{metric}_seed_max",
-               "n_seeds", "epochs_run", f"rising_{metric}", "tied_with_best"]  # fmt: skip
+               "n_seeds", "seeds_collapsed", "epochs_run", f"rising_{metric}", "tied_with_best"]  # fmt: skip
     if test is not None:
         columns += [test, f"{test}_seed_min", f"{test}_seed_max"]
     rows = ranked[ranked["rank"].notna()]
@@ -137,6 +137,13 @@ def verdict(ranked: Any, metric: str, mode: str, searched: list[str], budget: st
         lines.append(f"cannot be told apart from the best (their seed ranges overlap): {names}")
     elif len(done) > 1:
         lines.append("every other finished configuration lies below the best's range over seeds")
+    if "seeds_collapsed" in done and (lost := done[done["seeds_collapsed"].fillna(0) > 0]).shape[0]:
+        names = "; ".join(
+            f"{describe(r, searched)} ({r['seeds_collapsed']} of {r['n_seeds']})" for _, r in lost.iterrows()
+        )
+        lines.append(
+            f"seeds whose features collapsed (in the means with their scores at the collapse): {names}"
+        )
     leaders = done[done["tied_with_best"].fillna(False).astype(bool) | (done["rank"] == 1)]
     flag = f"rising_{metric}"
     rising = leaders[leaders[flag].fillna(False).astype(bool)] if flag in done else leaders.iloc[:0]

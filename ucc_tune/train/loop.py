@@ -292,6 +292,7 @@ def run_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], bool]:
                 write_artifacts(run, test, folder)
     metrics["time_s"] = run.elapsed()
     metrics["seeds"] = 1  # a row of one seed; ucc_tune.train.seeds averages several
+    metrics["seeds_collapsed"] = 0
     return metrics, is_last or (epoch + 1) % config.checkpoint_every == 0
 
 

@@ -9,9 +9,13 @@ A scheduler or a searcher behind the session sees only that aggregate, never one
 Why the mean and not the median: the question a search answers is which configuration does best
 *on average over seeds*, the quantity the comparison across seeds (``ucc_tune.selection``) is
 about; with the few seeds a search can afford (3-5) the median is one seed's value and has more
-variance than the mean for the near-Gaussian seed noise of a cluster accuracy. A seed that failed
-outright does not need a robust statistic: a collapse or a non-finite loss of any seed fails the
-run, with the error naming it.
+variance than the mean for the near-Gaussian seed noise of a cluster accuracy.
+
+A seed whose features collapse (``FeatureCollapseError``: at ``lr=1e-3`` on ``digits`` about one
+seed in four dies in its first epoch, whatever ``alpha``) stops training and keeps the scores it
+collapsed with, so the mean counts it as the failure it is (``seeds_collapsed`` says how many);
+it is scored on the test split at the end like the others. Only when every seed collapsed does
+the run fail with the first seed's error. A non-finite loss of any seed fails the run.
 
 Files: each seed keeps its own ``seeds/seed_<k>/`` (``run.json``, its ``metrics.jsonl`` curve, and
 for ``k > 0`` its final ``artifacts/``; the run's own ``artifacts/`` are seed 0's). One checkpoint
@@ -35,12 +39,23 @@ from ucc_tune.config import Config
 from ucc_tune.data.loading import load_data
 from ucc_tune.schema import SEEDS_DIR, seed_name
 from ucc_tune.train.checkpoint import rng_state, set_rng_state
-from ucc_tune.train.loop import run_epoch, setup, train_run, write_checkpoint
+from ucc_tune.train.loop import (
+    FeatureCollapseError,
+    cluster_eval,
+    eval_metrics,
+    run_epoch,
+    setup,
+    test_metrics,
+    train_run,
+    validate,
+    write_checkpoint,
+)  # fmt: skip
 from ucc_tune.train.run import Run
 from ucc_tune.train.session import RunFolder, Session, WritesRunFiles
 
 # identical in every seed's row; every other metric is averaged over the seeds
 SHARED_KEYS = ("epoch", "epochs_done", "cluster_eval_epoch")
+COLLAPSED = "collapsed_epoch"  # in a collapsed seed's ``last_eval`` (kept by its checkpoints)
 
 
 class SeedSession(WritesRunFiles):
@@ -99,15 +114,17 @@ def own_rng(member: Member) -> Iterator[None]:
 
 def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's report of an epoch from its seeds' rows: the mean of every metric over the seeds
-    (``SHARED_KEYS`` as they are, ``time_s`` the longest), and ``seeds``."""
+    that report it (a collapsed seed reports no training losses), ``SHARED_KEYS`` as they are,
+    ``time_s`` the longest, ``seeds`` and ``seeds_collapsed``."""
     out: dict[str, Any] = {k: rows[0][k] for k in SHARED_KEYS if k in rows[0]}
-    for key in rows[0]:
-        if key in out:
+    for key in dict.fromkeys(k for r in rows for k in r):
+        if key in out or key in ("seeds", "seeds_collapsed"):
             continue
         values = [float(r[key]) for r in rows if isinstance(r.get(key), (int, float))]
-        if len(values) == len(rows):
+        if values:
             out[key] = max(values) if key == "time_s" else sum(values) / len(values)
     out["seeds"] = len(rows)
+    out["seeds_collapsed"] = sum(int(r.get("seeds_collapsed", 0)) for r in rows)
     return out
 
 
@@ -132,14 +149,42 @@ def train(config: Config, session: Session) -> dict[str, Any]:
     session.resume_after(start - 1)
     metrics: dict[str, Any] = {}
     for epoch in range(start, config.epochs):
-        rows = []
+        rows, errors = [], []
         for member in members:
             with own_rng(member):
-                row, checkpoint = run_epoch(member.run, epoch)
+                row, error = _epoch_or_collapse(member.run, epoch)
             rows.append(row)
+            errors.append(error)
+        if all(COLLAPSED in m.run.last_eval for m in members):
+            raise (
+                next(e for e in errors if e is not None)
+                if any(errors)
+                else FeatureCollapseError(epoch, "every seed's features collapsed", config.lr)
+            )
         metrics = aggregate(rows)
-        _report(session, members, rows, metrics, epoch, checkpoint)
+        last = epoch == config.epochs - 1
+        _report(session, members, rows, metrics, epoch, last or (epoch + 1) % config.checkpoint_every == 0)
     return metrics
+
+
+def _epoch_or_collapse(run: Run, epoch: int) -> tuple[dict[str, Any], FeatureCollapseError | None]:
+    """One epoch of a seed; a seed that collapses (now or before) gets the row it collapsed with
+    (validation scores, clustering scores; no training losses), and at the last epoch its test
+    scores."""
+    error = None
+    if COLLAPSED not in run.last_eval:
+        try:
+            return run_epoch(run, epoch)[0], None
+        except FeatureCollapseError as err:
+            error = err
+            methods = run.config.cluster_method_list()
+            summary = cluster_eval(run, "val", methods)
+            run.last_eval = {**validate(run), **eval_metrics(summary, methods[0], epoch), COLLAPSED: epoch}
+    row = {k: v for k, v in run.last_eval.items() if k != COLLAPSED}
+    row.update(epoch=epoch, epochs_done=epoch + 1, time_s=run.elapsed(), seeds=1, seeds_collapsed=1)
+    if epoch == run.config.epochs - 1 and run.session.rank == 0:
+        row.update(test_metrics(cluster_eval(run, "test", run.config.cluster_method_list(test=True))))
+    return row, error
 
 
 def _report(
