@@ -112,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     record = {"config": config.to_dict(), "resume": args.resume, **provenance(argv)}
     (out / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    print(f"training {config.model} on {config.dataset} -> {out}", flush=True)
+    seeds = (
+        f", seeds {config.seed}..{config.seed + config.seeds - 1} (lines: their mean)"
+        if config.seeds > 1
+        else ""
+    )
+    print(f"training {config.model} on {config.dataset}{seeds} -> {out}", flush=True)
     try:
         metrics = run_training(config, out, args.resume, args.gpus_per_worker)
     except (DatasetNotFoundError, BagSizeError, ResourceError) as err:
