@@ -61,6 +61,7 @@ class TuneSession(WritesRunFiles):
 
     def __init__(self, folder: RunFolder, trial_id: str):
         self.folder, self.trial_id = folder, trial_id
+        self.reported = False
 
     def device(self, requested: str) -> torch.device:
         return resolve_device(requested)
@@ -73,6 +74,7 @@ class TuneSession(WritesRunFiles):
         self.folder.append_metrics(metrics)
         checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         ray.tune.report(metrics, checkpoint=checkpoint)
+        self.reported = True
 
     def latest_checkpoint(self) -> str | None:
         """Tune's checkpoint of this trial, or a newer complete one in the trial's own folder: a
@@ -289,19 +291,15 @@ def make_trainable(experiment: str, resources: RayResources) -> Callable[[dict[s
         trial_id = context.get_trial_id()
         storage = Storage(experiment)
         files = RunFolder(storage.child(Path(context.get_trial_dir()).name))
-        if files.info().get("ended"):  # it ended before the driver was killed: report, do not rerun
-            history = (
-                read_history(files.storage.read_text(METRICS_FILE))
-                if files.storage.exists(METRICS_FILE)
-                else []
-            )
-            if history:
-                ray.tune.report(history[-1])
-                return
+        if files.info().get("ended") and report_last_row(files):
+            return  # it ended before the driver was killed: its last row again, no training
         with fails_once(files):
             config = Config.from_dict(trial_config)
             if config.num_workers == 0:
-                train(config, TuneSession(files, trial_id))
+                session = TuneSession(files, trial_id)
+                train(config, session)
+                if not session.reported:  # restored from the checkpoint of its last epoch
+                    report_last_row(files)
                 return
         from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -316,6 +314,16 @@ def make_trainable(experiment: str, resources: RayResources) -> Callable[[dict[s
         ray.tune.report(final)
 
     return ucc_trial
+
+
+def report_last_row(files: RunFolder) -> bool:
+    """Report a trial's last recorded row to Tune again (a trial with nothing left to train must
+    still end with its final result, or Tune and the searcher keep an older one); False if none."""
+    storage = files.storage
+    history = read_history(storage.read_text(METRICS_FILE)) if storage.exists(METRICS_FILE) else []
+    if history:
+        ray.tune.report(history[-1])
+    return bool(history)
 
 
 # --- the search ----------------------------------------------------------------------------------
