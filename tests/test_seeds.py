@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_train import read_jsonl, tiny
+from ucc_test_support import read_jsonl, tiny
 
 from ucc_tune.train import LocalSession, train
 from ucc_tune.train.seeds import aggregate

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from ucc_test_support import read_jsonl, tiny
 
 from ucc_tune.config import Config
 from ucc_tune.schema import METRIC_NAMES
@@ -20,24 +21,6 @@ from ucc_tune.train import loop as train_module
 from ucc_tune.train.__main__ import main as train_main
 
 TIMING = {"time_s", "instances_per_s"}
-
-
-def tiny(**changes: Any) -> Config:
-    base = Config(
-        epochs=3,
-        steps_per_epoch=3,
-        bag_size=8,
-        bags_per_label=2,
-        eval_bags_per_label=3,
-        eval_every=3,
-        num_threads=1,
-        test_cluster_methods="kmeans,spectral",
-    )
-    return dataclasses.replace(base, **changes)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
