@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from ucc_tune import evaluation, schema
-from ucc_tune.config import CLUSTER_METHODS, Config, ConfigError, Device, add_config_arguments, config_values
+from ucc_tune.config import CLUSTER_METHODS, Config, ConfigError, Device
+from ucc_tune.config_args import add_config_arguments, config_values
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.loading import SPLITS
 from ucc_tune.data.sources import DatasetNotFoundError

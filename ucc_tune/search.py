@@ -19,14 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ucc_tune.config import (
-    Config,
-    ConfigError,
-    add_config_arguments,
-    config_values,
-    defaults_from_dataset,
-    parse_assignments,
-)  # fmt: skip
+from ucc_tune.config import Config, ConfigError
+from ucc_tune.config_args import add_config_arguments, config_values, defaults_from_dataset, parse_assignments
 from ucc_tune.plan import (
     REDUCTION_FACTOR,
     ResourceError,

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from ucc_tune.config import Config, ConfigError, parse_assignments
+from ucc_tune.config import Config, ConfigError
+from ucc_tune.config_args import parse_assignments
 from ucc_tune.data.bags import BagSampler, gather
 from ucc_tune.data.loading import SPLITS, load_data
 from ucc_tune.data.sources import DatasetNotFoundError

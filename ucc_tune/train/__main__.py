@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ucc_tune.config import Config, ConfigError, add_config_arguments, config_values, defaults_from_dataset
+from ucc_tune.config import Config, ConfigError
+from ucc_tune.config_args import add_config_arguments, config_values, defaults_from_dataset
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
 from ucc_tune.plan import ResourceError
