@@ -12,6 +12,7 @@ pairwise Jensen-Shannon divergences (log base 2) summarise how separable the cla
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -126,6 +127,16 @@ def fit_clustering(
 def cluster(features: np.ndarray, num_clusters: int, method: str, seed: int = 0) -> np.ndarray:
     """Cluster labels ``(N,)`` of ``(N, J)`` features with ``kmeans``, ``spectral`` or ``kmedoids``."""
     return fit_clustering(features, num_clusters, method, seed)[0]
+
+
+def weights_digest(module: nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers (names, shapes, values): which weights made
+    a set of features."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(f"{name}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def class_distributions(
