@@ -19,10 +19,10 @@ from ucc_tune.export import main as export_main
 from ucc_tune.predict import main
 from ucc_tune.train.__main__ import main as train_main
 
-# ucc_test_support.tiny() with a 3-component PCA before clustering and k-means alone at the end
+# ucc_test_support.tiny() cut to 2 epochs of 2 steps, a 3-component PCA before clustering, k-means alone
 TINY = {
-    "epochs": 3, "steps_per_epoch": 3, "bag_size": 8, "bags_per_label": 2, "eval_bags_per_label": 3,
-    "eval_every": 3, "num_threads": 1, "test_cluster_methods": "kmeans", "cluster_pca": 3,
+    "epochs": 2, "steps_per_epoch": 2, "bag_size": 8, "bags_per_label": 2, "eval_bags_per_label": 3,
+    "eval_every": 2, "num_threads": 1, "test_cluster_methods": "kmeans", "cluster_pca": 3,
 }  # fmt: skip
 
 
@@ -125,7 +125,7 @@ def test_a_folder_without_a_model_exits_2(
 ) -> None:
     assert main([str(tmp_path)]) == 2  # no run at all
     assert "no run.json or state.pt in it" in capsys.readouterr().err
-    checkpoint = run_dir / "checkpoints" / "epoch_0001"  # a checkpoint, but not the one clustered
+    checkpoint = run_dir / "checkpoints" / "epoch_0000"  # a checkpoint, but not the one clustered
     assert main([str(checkpoint), "--out", str(tmp_path / "p.parquet")]) == 2
     assert "was fitted on the features of other weights" in capsys.readouterr().err
     assert json.loads((run_dir / "run.json").read_text())["config"]["cluster_pca"] == 3

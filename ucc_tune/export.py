@@ -21,8 +21,7 @@ size declared as a dynamic dimension and ``torch.export.load`` to read them back
 Python-free runtime (AOTInductor) compiles per platform.
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: TorchScript reads the annotations of ClusteredEncoder
 import argparse
 import json
 import sys
@@ -43,6 +42,13 @@ from ucc_tune.provenance import provenance
 
 class ClusteredEncoder(nn.Module):
     """Raw images ``(N, C, H, W)`` -> features, cluster ids, class indices and distances."""
+
+    channel_mean: torch.Tensor  # (1, C, 1, 1); the buffers registered in __init__
+    channel_std: torch.Tensor  # (1, C, 1, 1)
+    pca_mean: torch.Tensor  # (J,)
+    pca_components: torch.Tensor  # (D, J)
+    centers: torch.Tensor  # (K, D)
+    class_of_cluster: torch.Tensor  # (K,)
 
     def __init__(
         self,

@@ -53,7 +53,7 @@ def write_artifacts(run: Run, test: dict[str, Any], folder: Path | None, split: 
         save_reconstructions(model, run.data.images[split][:16], folder / RECONSTRUCTIONS_FILE)
 
 
-def cluster_model(run: Run, test: dict[str, Any]) -> dict[str, np.ndarray]:
+def cluster_model(run: Run, test: dict[str, Any]) -> dict[str, Any]:
     """What assigns new images as the evaluation ``test`` assigned its own: the PCA (``pca_mean``
     ``(J,)``, ``pca_components`` ``(D, J)``; absent without PCA), per method with centres
     ``centers_<m>`` ``(K, D)`` and ``class_of_cluster_<m>`` ``(K,)``, the Hungarian matching of
@@ -62,7 +62,7 @@ def cluster_model(run: Run, test: dict[str, Any]) -> dict[str, np.ndarray]:
     model = run.model_core
     val = evaluation.extract_features(model.encoder, run.data.images["val"], run.config.eval_batch_size)
     val_points = evaluation.project(val, test["projection"])
-    out: dict[str, np.ndarray] = {
+    out: dict[str, Any] = {
         "methods": np.array(list(test["centers"])),
         "class_names": np.array(run.data.class_names),
         "cluster_dim": np.array(test["cluster_dim"]),
