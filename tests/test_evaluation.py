@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -50,3 +52,42 @@ def test_extract_features_restores_the_training_mode() -> None:
     encoder.train()
     out = evaluation.extract_features(encoder, torch.randn(10, 1, 2, 2), batch_size=3)
     assert out.shape == (10, 3) and out.dtype == np.float32 and encoder.training
+
+
+def test_summary_runs_kmeans_and_kmedoids_once_for_the_mean_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    features, labels = blobs()
+    features[:40] = features[40:80] + 0.001  # classes 0 and 1 share one blob: neither method splits them
+    calls: list[str] = []
+    fit = evaluation.fit_clustering
+
+    def counted(points: np.ndarray, k: int, method: str, seed: int = 0) -> tuple[np.ndarray, Any]:
+        calls.append(method)
+        return fit(points, k, method, seed)
+
+    monkeypatch.setattr(evaluation, "fit_clustering", counted)
+    summary = evaluation.summarize(features, labels, ["kmeans"], num_bins=11, sigma=0.1)
+    assert sorted(calls) == ["kmeans", "kmedoids"]
+    scores = [summary["clustering"][m][s] for m in ("kmeans", "kmedoids") for s in ("ari", "nmi")]
+    assert summary["mean_clustering_score"] == pytest.approx(sum(scores) / 4)
+    assert 0.3 < summary["mean_clustering_score"] < 0.9  # two of three classes merged
+
+
+def test_pca_sets_the_dimension_the_clustering_runs_in() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 30)
+    strong = np.eye(3)[labels] + rng.normal(0, 0.05, (90, 3))  # three directions of large variance
+    features = np.hstack([strong, rng.normal(0, 1e-3, (90, 7))]).astype(np.float32)  # (90, 10)
+    dims = {}
+    for cluster_pca in (0.0, 2.0, 0.95, 0.999):
+        summary = evaluation.summarize(features, labels, ["kmeans"], 11, 0.1, cluster_pca=cluster_pca)
+        dims[cluster_pca] = summary["cluster_dim"]
+        assert summary["centers"]["kmeans"].shape == (3, summary["cluster_dim"])
+        projected = evaluation.project(features, summary["projection"])
+        nearest, distance = evaluation.assign(projected, summary["centers"]["kmeans"])
+        np.testing.assert_array_equal(nearest, summary["assignments"]["kmeans"])
+        assert distance.min() >= 0
+    # centred one-hot class vectors span 2 dimensions (variance 1/3 each); the noise of the three
+    # strong features adds 0.0025 per direction, the other seven ~1e-6: 95% of the variance takes
+    # 2 components, 99.9% the third strong direction too
+    assert dims == {0.0: 10, 2.0: 2, 0.95: 2, 0.999: 3}
+    assert summary["projection"].components.shape[1] == 10

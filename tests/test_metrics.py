@@ -17,6 +17,8 @@ from ucc_tune.metrics import (
     js_divergence,
     js_matrix,
     js_summary,
+    match_clusters,
+    mean_clustering_score,
 )
 
 labelings = st.lists(st.integers(0, 4), min_size=2, max_size=40)
@@ -142,3 +144,23 @@ def test_js_matrix_and_summary() -> None:
     assert summary["closest_pair"] == ("a", "c")
     with pytest.raises(ValueError, match="at least 2 classes"):
         js_summary(np.zeros((1, 1)))
+
+
+def test_mean_clustering_score_by_hand() -> None:
+    true = np.array([0, 0, 1, 1])
+    # a perfect clustering: ARI 1, NMI 1; one independent of the classes: NMI 0 and ARI
+    # (0 - 2 * 2 / 6) / ((2 + 2) / 2 - 2 * 2 / 6) = -0.5 (pairs within: 0 of 2 and 2 expected 2/3)
+    perfect, crossed = np.array([1, 1, 0, 0]), np.array([0, 1, 0, 1])
+    assert mean_clustering_score(true, [perfect, crossed]) == pytest.approx((1 + 1 - 0.5 + 0) / 4)
+    assert mean_clustering_score(true, [perfect]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least one clustering"):
+        mean_clustering_score(true, [])
+
+
+def test_match_clusters_by_hand() -> None:
+    true = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    pred = np.array([2, 2, 1, 0, 0, 1, 1, 3])  # cluster 3 is extra: no class left for it
+    # clusters 2 -> class 0 (2 agree), 0 -> 1 (2), 1 -> 2 (2): 6 of 8, the best one-to-one matching
+    np.testing.assert_array_equal(match_clusters(true, pred, 4), [1, 2, 0, -1])
+    with pytest.raises(ValueError, match="num_clusters=3"):
+        match_clusters(true, pred, 3)

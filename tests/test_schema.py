@@ -111,3 +111,10 @@ def test_error_text_names_the_cause() -> None:
     wrapped = RuntimeError("outer")
     wrapped.cause = ValueError("first line\nbag_size=64 is too large")  # type: ignore[attr-defined]
     assert error_text(wrapped) == "ValueError: bag_size=64 is too large"
+
+
+def test_mean_clustering_score_is_an_objective_to_maximise() -> None:
+    from ucc_tune.search import parse_objectives
+
+    assert parse_objectives("mean_clustering_score", None) == (("mean_clustering_score",), ("max",))
+    assert metric_direction("test_mean_clustering_score") == "max"

@@ -98,6 +98,7 @@ class Config:
     cluster_methods: str = "kmeans"  # comma-separated, from CLUSTER_METHODS
     test_cluster_methods: str = "kmeans,spectral"
     eval_batch_size: int = 512
+    cluster_pca: float = 0.0  # PCA before clustering: 0 off, >= 1 components, in (0, 1) variance kept
 
     # --- runtime --------------------------------------------------------------------------
     seed: int = 0
@@ -332,6 +333,17 @@ def _validate(c: Config) -> None:
             f"choose from {', '.join(CLUSTER_METHODS)}",
         )
     _require(c.eval_batch_size >= 1, f"eval_batch_size={c.eval_batch_size} must be >= 1")
+    _require(
+        c.cluster_pca == 0
+        or 0 < c.cluster_pca < 1
+        or (c.cluster_pca >= 1 and float(c.cluster_pca).is_integer()),
+        f"cluster_pca={c.cluster_pca} must be 0 (no PCA), a whole number of components >= 1 "
+        "or a fraction of the variance in (0, 1)",
+    )
+    _require(
+        c.cluster_pca <= c.num_features,
+        f"cluster_pca={c.cluster_pca:g} components but num_features={c.num_features}; at most that many",
+    )
 
     # runtime
     _require(c.seed >= 0, f"seed={c.seed} must be >= 0")

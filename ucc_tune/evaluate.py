@@ -285,10 +285,7 @@ def open_source(
     if (args.source is None) == (args.keras_weights is None):
         raise EvaluationError("give either a run, trial or checkpoint folder, or --keras-weights FILE.h5")
     if args.source is not None:
-        source = find_source(args.source)
-        state = read_state(source.weights)
-        where = source.weights / CHECKPOINT_STATE_FILE
-        return source, evaluation_config(state["config"], overrides, where), state
+        return open_checkpoint(args.source, overrides)
     weights: Path = args.keras_weights
     if not weights.is_file():
         raise EvaluationError(f"--keras-weights {weights}: no such file; expected a Keras HDF5 weights file")
@@ -298,6 +295,28 @@ def open_source(
             f"--keras-weights {weights}: the authors' weights fit model=paper, not {config.model}"
         )
     return Source("keras_weights", weights, weights), config, None
+
+
+def open_checkpoint(path: Path, overrides: dict[str, Any]) -> tuple[Source, Config, dict[str, Any]]:
+    """The source of a run, trial or checkpoint folder, its config with ``overrides`` and its state."""
+    source = find_source(path)
+    state = read_state(source.weights)
+    where = source.weights / CHECKPOINT_STATE_FILE
+    return source, evaluation_config(state["config"], overrides, where), state
+
+
+def build_run(source: Source, config: Config, state: dict[str, Any] | None) -> Run:
+    """A run of ``config`` (data loaded and normalised as in training) holding the source's weights;
+    skipped damaged checkpoints are named on stderr."""
+    try:
+        resolve_device(config.device)
+    except RuntimeError as err:
+        raise EvaluationError(str(err)) from None
+    for skipped in source.skipped:
+        print(f"warning: {skipped}; evaluating the checkpoint before it", file=sys.stderr)
+    run = setup(config, EvaluationSession())
+    load_weights(run, source, state)
+    return run
 
 
 def evaluate(args: argparse.Namespace, argv: list[str] | None) -> int:
@@ -310,14 +329,7 @@ def evaluate(args: argparse.Namespace, argv: list[str] | None) -> int:
             raise EvaluationError(f"--device {args.device!r} is unknown; choose one of {', '.join(devices)}")
         overrides["device"] = args.device
     source, config, state = open_source(args, overrides)
-    try:
-        resolve_device(config.device)
-    except RuntimeError as err:
-        raise EvaluationError(str(err)) from None
-    for skipped in source.skipped:
-        print(f"warning: {skipped}; evaluating the checkpoint before it", file=sys.stderr)
-    run = setup(config, EvaluationSession())
-    load_weights(run, source, state)
+    run = build_run(source, config, state)
     methods = methods or config.cluster_method_list(test=True)
     summary = cluster_eval(run, args.split, methods)
     collapse = evaluation.collapse(summary["features"], float(summary["js"]["js_max"]))
@@ -347,6 +359,7 @@ def evaluation_record(
         "dataset": config.dataset,
         "num_images": len(run.data.labels[split]),
         "methods": methods,
+        "cluster_dim": summary["cluster_dim"],  # of the features clustered, after cluster_pca
         "source": str(source.path),
         "kind": source.kind,
         "checkpoint": str(source.weights),

@@ -1,14 +1,15 @@
 """Metrics as pure numpy functions, in scikit-learn's argument order ``(labels_true, labels_pred)``.
 
 Cluster accuracy by Hungarian matching (and the class-normalised variant of the UCC authors'
-code, Oner et al., ICLR 2020); the scores of the authors' ``cluster.py`` through scikit-learn; and
+code, Oner et al., ICLR 2020) and the cluster -> class matching itself; the mean of ARI and NMI
+over several clusterings; the scores of the authors' ``cluster.py`` through scikit-learn; and
 the Jensen-Shannon *divergence* in log base 2 (bounded by 1).
 Note: ``scipy.spatial.distance.jensenshannon`` is the JS *distance*, the square root of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -69,6 +70,30 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 def clustering_scores(labels_true: np.ndarray, labels_pred: np.ndarray) -> dict[str, float]:
     """Every ``METRICS`` entry: ``acc``, ``acc_paper``, ``nmi``, ``ari``, ``ami``, ..."""
     return {name: fn(labels_true, labels_pred) for name, fn in METRICS.items()}
+
+
+def mean_clustering_score(labels_true: np.ndarray, labels_preds: Sequence[np.ndarray]) -> float:
+    """The mean of ARI and NMI over several clusterings of the same instances (2 numbers each)."""
+    if not labels_preds:
+        raise ValueError("mean_clustering_score needs at least one clustering")
+    scores = [METRICS[name](labels_true, pred) for pred in labels_preds for name in ("ari", "nmi")]
+    return float(np.mean(scores))
+
+
+def match_clusters(labels_true: np.ndarray, labels_pred: np.ndarray, num_clusters: int) -> np.ndarray:
+    """The class of each cluster ``(num_clusters,)`` under the Hungarian matching that maximises
+    the instances whose cluster's class is their own. ``labels_true`` are class indices and
+    ``labels_pred`` cluster ids in ``[0, num_clusters)``; a cluster left without a class (more
+    clusters than classes) gets -1."""
+    t, p = _labels(labels_true, labels_pred)
+    if t.min() < 0 or p.min() < 0 or p.max() >= num_clusters:
+        raise ValueError(f"labels must be >= 0 and cluster ids below num_clusters={num_clusters}")
+    table = np.zeros((num_clusters, int(t.max()) + 1), dtype=np.int64)  # (clusters, classes)
+    np.add.at(table, (p, t), 1)
+    rows, cols = linear_sum_assignment(-table)
+    classes = np.full(num_clusters, -1, dtype=np.int64)
+    classes[rows] = cols
+    return classes
 
 
 def js_divergence(p: np.ndarray, q: np.ndarray) -> float:

@@ -37,6 +37,7 @@ EPOCH_METRICS: dict[str, Direction | None] = {
     "cluster_acc": "max",
     "cluster_nmi": "max",
     "cluster_ari": "max",
+    "mean_clustering_score": "max",  # mean of ARI and NMI of k-means and k-medoids
     "js_min": "max",
     "js_mean": "max",
     "cluster_eval_epoch": None,
@@ -57,18 +58,22 @@ JS_SCORES: tuple[str, ...] = ("js_min", "js_mean", "js_max")
 TEST_METRICS: dict[str, Direction] = {
     **{f"test_{m}_{s}": "max" for m in CLUSTER_METHODS for s in CLUSTER_SCORES},
     **{f"test_{s}": "max" for s in JS_SCORES},
+    "test_mean_clustering_score": "max",
 }
 DIRECTIONS: dict[str, Direction | None] = {**EPOCH_METRICS, **TEST_METRICS}
 
 # what a search may optimise: per-epoch metrics with a direction that say something about quality
 OBJECTIVES: tuple[str, ...] = (
-    "cluster_acc", "cluster_nmi", "cluster_ari", "js_min", "js_mean", "val_ucc_acc", "val_loss",
+    "cluster_acc", "cluster_nmi", "cluster_ari", "mean_clustering_score", "js_min", "js_mean",
+    "val_ucc_acc", "val_loss",
 )  # fmt: skip
 
 
 # test scores that get a spread over seeds (``<name>_seed_min``/``_seed_max``) in a trial's row
 SPREAD_TESTS: tuple[str, ...] = tuple(
-    name for name in TEST_METRICS if name.endswith(("_acc", "_nmi", "_ari")) or name == "test_js_min"
+    name
+    for name in TEST_METRICS
+    if name.endswith(("_acc", "_nmi", "_ari")) or name in ("test_js_min", "test_mean_clustering_score")
 )
 # a run's objective "still rises" when the mean of its last two evaluations beats the mean of the
 # two before by more than this (in the metric's direction): not converged at this budget
@@ -101,7 +106,7 @@ def last_and_best(history: Iterable[Mapping[str, Any]], names: Iterable[str]) ->
 def evaluations(history: Sequence[Mapping[str, Any]], name: str) -> list[float]:
     """The values of ``name`` at the epochs that measured it: clustering and JS scores only where
     the clustering evaluation ran (``cluster_eval_epoch == epoch``; other rows repeat it)."""
-    clustered = name.startswith(("cluster_", "js_"))
+    clustered = name.startswith(("cluster_", "js_", "mean_clustering_"))
     rows = [r for r in history if not clustered or r.get("cluster_eval_epoch") == r.get("epoch")]
     values = [_number(r.get(name)) for r in rows]
     return [v for v in values if v is not None and math.isfinite(v)]
@@ -147,6 +152,7 @@ CONFIG_FILE = "config.json"  # a resolved Config (beside artifacts and in checkp
 ARTIFACTS_DIR = "artifacts"  # final artifacts of a run: the files below
 JS_FILE = "js.npz"
 TEST_FEATURES_FILE = "test_features.npz"
+CLUSTER_MODEL_FILE = "cluster_model.npz"  # PCA, centres and cluster -> class matching per method
 RECONSTRUCTIONS_FILE = "reconstructions.png"
 CHECKPOINT_STATE_FILE = "state.pt"
 EVALUATION_FILE = "evaluation.json"  # what python -m ucc_tune.evaluate measured, and of what

@@ -1,5 +1,6 @@
 """The final artifacts of a run: JS matrix and class KDEs, test features with their labels and
-clusters, reconstructions, the resolved config (file names in ``ucc_tune.schema``)."""
+clusters, the clustering model that assigns new images (``cluster_model.npz``), reconstructions,
+the resolved config (file names in ``ucc_tune.schema``)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from ucc_tune import evaluation
+from ucc_tune.metrics import match_clusters
 from ucc_tune.models import UCCModel
-from ucc_tune.schema import CONFIG_FILE, JS_FILE, RECONSTRUCTIONS_FILE, TEST_FEATURES_FILE
+from ucc_tune.schema import (
+    CLUSTER_MODEL_FILE,
+    CONFIG_FILE,
+    JS_FILE,
+    RECONSTRUCTIONS_FILE,
+    TEST_FEATURES_FILE,
+)
 from ucc_tune.train.run import Run
 
 
 def write_artifacts(run: Run, test: dict[str, Any], folder: Path | None, split: str = "test") -> None:
-    """``js.npz``, ``<split>_features.npz``, ``config.json`` and ``reconstructions.png`` of the
-    evaluation ``test`` of ``split`` into ``folder`` (nothing when ``None``)."""
+    """``js.npz``, ``<split>_features.npz``, ``cluster_model.npz``, ``config.json`` and
+    ``reconstructions.png`` of the evaluation ``test`` of ``split`` into ``folder`` (nothing when
+    ``None``)."""
     if folder is None:
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -36,10 +46,36 @@ def write_artifacts(run: Run, test: dict[str, Any], folder: Path | None, split: 
         class_names=names,
         **assignments,
     )
+    np.savez(folder / CLUSTER_MODEL_FILE, **cluster_model(run, test))
     run.config.to_json(folder / CONFIG_FILE)
     model = run.model_core
     if model.decoder is not None:
         save_reconstructions(model, run.data.images[split][:16], folder / RECONSTRUCTIONS_FILE)
+
+
+def cluster_model(run: Run, test: dict[str, Any]) -> dict[str, Any]:
+    """What assigns new images as the evaluation ``test`` assigned its own: the PCA (``pca_mean``
+    ``(J,)``, ``pca_components`` ``(D, J)``; absent without PCA), per method with centres
+    ``centers_<m>`` ``(K, D)`` and ``class_of_cluster_<m>`` ``(K,)``, the Hungarian matching of
+    its clusters to the classes on the labelled validation split (validation features assigned to
+    these centres), ``class_names``, ``cluster_dim`` and the ``encoder_digest`` of the weights."""
+    model = run.model_core
+    val = evaluation.extract_features(model.encoder, run.data.images["val"], run.config.eval_batch_size)
+    val_points = evaluation.project(val, test["projection"])
+    out: dict[str, Any] = {
+        "methods": np.array(list(test["centers"])),
+        "class_names": np.array(run.data.class_names),
+        "cluster_dim": np.array(test["cluster_dim"]),
+        "cluster_pca": np.array(run.config.cluster_pca),
+        "encoder_digest": np.array(evaluation.weights_digest(model.encoder)),
+    }
+    if test["projection"] is not None:
+        out["pca_mean"], out["pca_components"] = test["projection"].mean, test["projection"].components
+    for method, centers in test["centers"].items():
+        clusters = evaluation.assign(val_points, centers)[0]
+        out[f"centers_{method}"] = centers
+        out[f"class_of_cluster_{method}"] = match_clusters(run.data.labels["val"], clusters, len(centers))
+    return out
 
 
 @torch.no_grad()

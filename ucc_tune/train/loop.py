@@ -223,7 +223,7 @@ def cluster_eval(run: Run, split: str, methods: list[str]) -> dict[str, Any]:
     features = evaluation.extract_features(model.encoder, run.data.images[split], run.config.eval_batch_size)
     summary = evaluation.summarize(
         features, run.data.labels[split], methods, run.config.num_bins, run.config.kde_sigma,
-        run.data.class_names, seed=run.config.seed,
+        run.data.class_names, seed=run.config.seed, cluster_pca=run.config.cluster_pca,
     )  # fmt: skip
     summary["features"] = features
     return summary
@@ -235,6 +235,7 @@ def eval_metrics(summary: dict[str, Any], method: str, epoch: int) -> dict[str, 
         "cluster_acc": float(scores["acc"]),
         "cluster_nmi": float(scores["nmi"]),
         "cluster_ari": float(scores["ari"]),
+        "mean_clustering_score": float(summary["mean_clustering_score"]),
         "js_min": float(summary["js"]["js_min"]),
         "js_mean": float(summary["js"]["js_mean"]),
         "cluster_eval_epoch": epoch,
@@ -246,6 +247,7 @@ def test_metrics(summary: dict[str, Any], split: str = "test") -> dict[str, floa
     clustering = summary["clustering"].items()
     out = {f"{split}_{m}_{k}": float(v) for m, scores in clustering for k, v in scores.items()}
     out.update({f"{split}_{k}": float(v) for k, v in summary["js"].items() if k != "closest_pair"})
+    out[f"{split}_mean_clustering_score"] = float(summary["mean_clustering_score"])
     return out
 
 
