@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pandas as pd
 import pytest
 
-from ucc_tune.schema import still_rising, trial_row, trials_frame
+from ucc_tune.schema import DIRECTIONS, OBJECTIVES, still_rising, trial_row, trials_frame
 from ucc_tune.selection import rank_trials, ranking_table, verdict
+from ucc_tune.selection import test_column as score_column_of  # (pytest collects names test_*)
 
 EPOCHS = 4
 
@@ -113,3 +115,16 @@ def test_the_verdict_names_configurations_that_lost_seeds() -> None:
     )
     assert any("collapsed" in w and "alpha=0.75 (1 of 2)" in w for w in words)
     assert not any("alpha=0.25 (" in w for w in words)
+
+
+def test_every_clustering_objective_names_its_test_score() -> None:
+    """The summary shows the test score of the objective a search ranked by: every objective but the
+    bag-level ones has one, computed by the same clustering method on the test split."""
+    columns = {name: [0.5] for name in DIRECTIONS if name.startswith("test_")}
+    trials = pd.DataFrame({**columns, "cluster_methods": ["kmedoids,kmeans"]})
+    want = {
+        "cluster_acc": "test_kmedoids_acc", "cluster_nmi": "test_kmedoids_nmi",
+        "cluster_ari": "test_kmedoids_ari", "mean_clustering_score": "test_mean_clustering_score",
+        "js_min": "test_js_min", "js_mean": "test_js_mean", "val_ucc_acc": None, "val_loss": None,
+    }  # fmt: skip
+    assert {m: score_column_of(trials, m) for m in OBJECTIVES} == want

@@ -31,7 +31,7 @@ def test_column(trials: Any, metric: str) -> str | None:
     """The test score that answers to validation ``metric``: the same score of the same clustering
     method on the test split (``cluster_acc`` -> ``test_kmeans_acc``), when the table has it."""
     score = {"cluster_acc": "acc", "cluster_nmi": "nmi", "cluster_ari": "ari"}.get(metric)
-    if metric in ("js_min", "js_mean"):
+    if metric in ("js_min", "js_mean", "mean_clustering_score"):
         name = f"test_{metric}"
         return name if name in trials else None
     if score is None or "cluster_methods" not in trials or not len(trials):
