@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots
+from analysis.checkpoints import best_checkpoint_line
 from analysis.load import Experiment, NotAnExperimentError, fetch, load
 from analysis.report import Sentences, write_reports
 from analysis.views import importance, pareto_front, seed_statistics, signal_correlation
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     words = Sentences(
         verdict(exp.trials, metric, mode, params, budget_words(exp.trials)) if len(exp.trials) else []
     )
+    words.append(best_checkpoint_line(exp, params, metric, mode))
     print(f"finished configurations ranked by the mean {metric} over seeds at the last epoch ({mode}):")
     print(best_view.to_string(index=False) if len(best_view) else "  (no trial ran its whole budget yet)")
     for line in words:

@@ -83,6 +83,9 @@ def test_cli_writes_round_tripping_parquet_plots_and_a_valid_report(
     printed = capsys.readouterr().out
     assert "ranked by the mean cluster_acc over seeds at the last epoch" in printed
     assert "- best: alpha=" in printed and "mean of 2 seed(s)" in printed
+    assert (
+        f"- best checkpoint: {analysis.best_checkpoint(analysis.load(smoke_experiment))} (trial " in printed
+    )
     exp = analysis.load(smoke_experiment)
     frames = {
         "trials": exp.trials,
