@@ -7,8 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
+import pytest
+
 import analysis
+from analysis import plots
+from analysis.__main__ import main
 from analysis.checkpoints import best_checkpoint_line
+from ucc_tune.config import field_names
 
 SEARCH = {"space": "hand", "searched": ["alpha", "lr"], "metrics": ["cluster_acc"], "modes": ["max"]}
 
@@ -86,3 +92,71 @@ def test_best_checkpoint_of_a_ddp_trial_and_when_there_is_none(tmp_path: Path) -
     assert best_checkpoint_line(stopped, ["alpha"]).startswith(
         "best checkpoint: none (no trial ran its whole"
     )
+
+
+def markdown_headers(md: str) -> dict[str, list[str]]:
+    """Section heading -> the column names of the table under it."""
+    found, heading = {}, ""
+    for line in md.splitlines():
+        if line.startswith("## "):
+            heading = line[3:]
+        elif line.startswith("| ") and heading not in found:
+            found[heading] = [c.strip() for c in line.strip("|").split("|")]
+    return found
+
+
+ASHA = [  # two finished trials, two stopped after 1 of 3 epochs
+    {"trial_id": "f1", "alpha": 0.25, "lr": 3e-4, "accs": [0.2, 0.4, 0.6]},
+    {"trial_id": "f2", "alpha": 0.5, "lr": 1e-3, "accs": [0.3, 0.4, 0.5]},
+    {"trial_id": "s1", "alpha": 0.0, "lr": 3e-4, "accs": [0.1]},
+    {"trial_id": "s2", "alpha": 1.0, "lr": 3e-3, "accs": [0.15]},
+]
+
+
+def test_report_tables_show_only_the_searched_parameters(tmp_path: Path) -> None:
+    exp_dir = experiment(tmp_path, ASHA)
+    out = tmp_path / "out"
+    assert main([str(exp_dir), "--out", str(out)]) == 0
+    tables = markdown_headers((out / "report.md").read_text())
+    ranking = next(v for k, v in tables.items() if k.startswith("Ranking"))
+    assert ranking[:4] == ["rank", "alpha", "lr", "last_cluster_acc"]
+    assert tables["Not ranked (stopped early, failed or never ran)"][4:6] == ["alpha", "lr"]
+    assert tables["Across seeds"][:2] == ["alpha", "lr"]
+    fields = set(field_names())
+    # epochs and seed were set in every trial's config, and every other field has its default
+    assert {c for columns in tables.values() for c in columns} & fields == {"alpha", "lr"}
+    assert (out / "parallel_coordinates.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_learning_curves_are_labelled_by_values_and_stopped_trials_drawn_apart(tmp_path: Path) -> None:
+    exp = analysis.load(experiment(tmp_path, ASHA))
+    fig = plots.learning_curves_figure(exp.history, exp.trials, ["alpha", "lr"], "cluster_acc", top=5)
+    assert fig is not None
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == [
+        "#1 alpha=0.25, lr=0.0003",
+        "#2 alpha=0.5, lr=0.001",
+        "stopped early (2 trials, not ranked)",
+        "_nolegend_",
+    ]
+    assert [list(line.get_ydata()) for line in lines] == [[0.2, 0.4, 0.6], [0.3, 0.4, 0.5], [0.1], [0.15]]
+    finished, stopped = lines[:2], lines[2:]
+    assert {line.get_linestyle() for line in finished} == {"-"}
+    assert {line.get_linestyle() for line in stopped} == {"--"}
+    assert {line.get_color() for line in stopped}.isdisjoint(line.get_color() for line in finished)
+    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert legend == [line.get_label() for line in lines[:3]]
+    plt.close(fig)
+
+
+def test_parallel_coordinates_place_each_trial_on_every_axis(tmp_path: Path) -> None:
+    exp = analysis.load(experiment(tmp_path, ASHA))
+    frame, ticks = plots.parallel_data(exp.trials, ["alpha", "lr"], "cluster_acc")
+    frame = frame.set_index("trial_id")
+    # alpha linear over 0..1; lr 3e-4..3e-3 spans a factor of 10: log scale, 1e-3 at
+    # log10(1e-3 / 3e-4) = 0.523 of the way; cluster_acc linear over 0.1..0.6 (last values)
+    assert frame["alpha"].to_dict() == pytest.approx({"f1": 0.25, "f2": 0.5, "s1": 0.0, "s2": 1.0})
+    assert frame["lr"].to_dict() == pytest.approx({"f1": 0.0, "f2": 0.5229, "s1": 0.0, "s2": 1.0}, abs=1e-4)
+    assert frame["last_cluster_acc"].to_dict() == pytest.approx({"f1": 1.0, "f2": 0.8, "s1": 0.0, "s2": 0.1})
+    assert list(frame["stopped"]) == [False, False, True, True]
+    assert ticks == [("0", "1"), ("0.0003", "0.003"), ("0.1", "0.6")]
