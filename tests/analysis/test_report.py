@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 import analysis
@@ -139,12 +140,19 @@ def test_learning_curves_are_labelled_by_values_and_stopped_trials_drawn_apart(t
         "stopped early (2 trials, not ranked)",
         "_nolegend_",
     ]
-    assert [list(line.get_ydata()) for line in lines] == [[0.2, 0.4, 0.6], [0.3, 0.4, 0.5], [0.1], [0.15]]
+    assert [np.asarray(line.get_ydata()).tolist() for line in lines] == [
+        [0.2, 0.4, 0.6],
+        [0.3, 0.4, 0.5],
+        [0.1],
+        [0.15],
+    ]
     finished, stopped = lines[:2], lines[2:]
     assert {line.get_linestyle() for line in finished} == {"-"}
     assert {line.get_linestyle() for line in stopped} == {"--"}
     assert {line.get_color() for line in stopped}.isdisjoint(line.get_color() for line in finished)
-    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    legend_box = fig.axes[0].get_legend()
+    assert legend_box is not None
+    legend = [text.get_text() for text in legend_box.get_texts()]
     assert legend == [line.get_label() for line in lines[:3]]
     plt.close(fig)
 
