@@ -14,13 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import plots
+from analysis import embedding, plots
 from analysis.checkpoints import best_checkpoint_line
 from analysis.load import Experiment, NotAnExperimentError, fetch, load
 from analysis.report import Sentences, write_reports
 from analysis.views import importance, pareto_front, seed_statistics, signal_correlation
 from ucc_tune.config import field_names
-from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE, metric_direction
+from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE, TEST_FEATURES_FILE, metric_direction
 from ucc_tune.selection import budget_words, rank_trials, ranking_table, verdict
 
 SHOWN = ["experiment", "trial_id", "status", "epochs_run"]
@@ -60,18 +60,27 @@ def searched(exp: Experiment) -> list[str]:
     ]
 
 
-def best_trial_figures(best: pd.DataFrame, out: Path) -> list[Path | None]:
-    """The best trial's JS heatmap and reconstructions; a missing artifact is warned about."""
+def best_trial_figures(best: pd.DataFrame, out: Path) -> tuple[list[Path], pd.DataFrame | None]:
+    """The best trial's JS heatmap, reconstructions, feature maps and confusion image, and its
+    confusion table; a missing artifact is warned about and its figures left out."""
     if not len(best):
-        return []
-    trial_dir = Path(best["trial_dir"].iloc[0])
-    figures = [plots.js_heatmap(trial_dir, out), plots.reconstructions(trial_dir, out)]
-    for figure, name in zip(figures, (JS_FILE, RECONSTRUCTIONS_FILE), strict=True):
+        return [], None
+    row = best.iloc[0]
+    trial_dir = Path(row["trial_dir"])
+    methods = str(row.get("cluster_methods") or "")  # the method the ranking's test score uses
+    maps, table = embedding.feature_figures(trial_dir, out, methods.split(",")[0].strip() or None)
+    found = {
+        JS_FILE: plots.js_heatmap(trial_dir, out),
+        RECONSTRUCTIONS_FILE: plots.reconstructions(trial_dir, out),
+        TEST_FEATURES_FILE: maps or None,
+    }
+    for name, figure in found.items():
         if figure is None:
             print(
                 f"warning: the best trial has no {ARTIFACTS_DIR}/{name} ({trial_dir}); its figure is left out"
             )
-    return figures
+    figures = [found[JS_FILE], found[RECONSTRUCTIONS_FILE], *maps]
+    return [f for f in figures if isinstance(f, Path)], table
 
 
 def only_searched(frame: pd.DataFrame, params: list[str]) -> pd.DataFrame:
@@ -141,12 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     for line in words:
         print(f"- {line}")
     ranked = exp.trials[exp.trials["rank"].notna()] if len(exp.trials) else exp.trials
+    best_figures, confusion = best_trial_figures(ranked.head(1), out)
+    if confusion is not None:
+        sections[
+            "Best trial: test split, class by cluster (clusters in the order of their matched class)"
+        ] = confusion
     figures = [
         plots.objective_vs_parameters(exp.trials, params, metric, out),
         plots.parallel_coordinates(exp.trials, params, metric, out),
         plots.learning_curves(exp.history, exp.trials, params, metric, out, args.top),
         plots.ucc_vs_cluster(exp.trials, out),
-        *best_trial_figures(ranked.head(1), out),
+        *best_figures,
     ]
     html_path, _ = write_reports(out, f"ucc-tune analysis: {', '.join(exp.searches)}", sections,
                                  [f for f in figures if f is not None])  # fmt: skip

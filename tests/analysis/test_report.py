@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 import analysis
-from analysis import plots
+from analysis import embedding, plots
 from analysis.__main__ import main
 from analysis.checkpoints import best_checkpoint_line
 from ucc_tune.config import field_names
+from ucc_tune.metrics import cluster_accuracy
 
 SEARCH = {"space": "hand", "searched": ["alpha", "lr"], "metrics": ["cluster_acc"], "modes": ["max"]}
 
@@ -114,21 +115,6 @@ ASHA = [  # two finished trials, two stopped after 1 of 3 epochs
 ]
 
 
-def test_report_tables_show_only_the_searched_parameters(tmp_path: Path) -> None:
-    exp_dir = experiment(tmp_path, ASHA)
-    out = tmp_path / "out"
-    assert main([str(exp_dir), "--out", str(out)]) == 0
-    tables = markdown_headers((out / "report.md").read_text())
-    ranking = next(v for k, v in tables.items() if k.startswith("Ranking"))
-    assert ranking[:4] == ["rank", "alpha", "lr", "last_cluster_acc"]
-    assert tables["Not ranked (stopped early, failed or never ran)"][4:6] == ["alpha", "lr"]
-    assert tables["Across seeds"][:2] == ["alpha", "lr"]
-    fields = set(field_names())
-    # epochs and seed were set in every trial's config, and every other field has its default
-    assert {c for columns in tables.values() for c in columns} & fields == {"alpha", "lr"}
-    assert (out / "parallel_coordinates.png").read_bytes()[:4] == b"\x89PNG"
-
-
 def test_learning_curves_are_labelled_by_values_and_stopped_trials_drawn_apart(tmp_path: Path) -> None:
     exp = analysis.load(experiment(tmp_path, ASHA))
     fig = plots.learning_curves_figure(exp.history, exp.trials, ["alpha", "lr"], "cluster_acc", top=5)
@@ -168,3 +154,77 @@ def test_parallel_coordinates_place_each_trial_on_every_axis(tmp_path: Path) -> 
     assert frame["last_cluster_acc"].to_dict() == pytest.approx({"f1": 1.0, "f2": 0.8, "s1": 0.0, "s2": 0.1})
     assert list(frame["stopped"]) == [False, False, True, True]
     assert ticks == [("0", "1"), ("0.0003", "0.003"), ("0.1", "0.6")]
+
+
+# 3 classes of 10 points, 4 clusters; by hand: Hungarian matches cluster 2 -> a (8 points),
+# cluster 0 -> b (9), cluster 1 -> c (7); cluster 3 matches nothing. 30 - 24 = 6 misassigned.
+CLUSTERS = [2] * 8 + [0] * 2 + [0] * 9 + [1] + [1] * 7 + [2] * 2 + [3]
+CONFUSION = {
+    "class": ["a", "b", "c"],
+    "cluster 2 (a)": [8, 0, 2],
+    "cluster 0 (b)": [2, 9, 0],
+    "cluster 1 (c)": [0, 1, 7],
+    "cluster 3 (-)": [0, 0, 1],
+}
+
+
+def write_features(trial_dir: Path) -> np.ndarray:
+    """``artifacts/test_features.npz`` of three separated blobs in 5-D, with ``CLUSTERS`` as the
+    k-means assignment and a spectral one that is right everywhere; returns the features."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 10)
+    features = rng.normal(size=(30, 5)) * 0.05 + np.eye(5)[labels] * 0.8
+    (trial_dir / "artifacts").mkdir()
+    np.savez(trial_dir / "artifacts" / "test_features.npz", features=features.astype(np.float32),
+             labels=labels, class_names=np.array(["a", "b", "c"]), clusters_kmeans=np.array(CLUSTERS),
+             clusters_spectral=labels + 5)  # fmt: skip
+    return features
+
+
+def test_confusion_table_and_feature_map_of_a_known_clustering(tmp_path: Path) -> None:
+    features = write_features(tmp_path)
+    data = embedding.read_features(tmp_path)
+    assert data is not None and set(data.clusters) == {"kmeans", "spectral"}
+    table = embedding.confusion_table(data.labels, data.clusters["kmeans"], data.class_names)
+    assert list(table.columns) == list(CONFUSION) and table.to_dict("list") == CONFUSION
+    assert pytest.approx(cluster_accuracy(data.labels, data.clusters["kmeans"])) == 1 - 6 / 30
+    fmap = embedding.feature_map(data, "kmeans")
+    assert list(fmap.matched) == [{2: 0, 0: 1, 1: 2, 3: -1}[k] for k in CLUSTERS]
+    assert int(fmap.wrong.sum()) == 6 and list(np.flatnonzero(fmap.wrong)) == [8, 9, 19, 27, 28, 29]
+    # PCA: the projection on the two leading right singular vectors, up to their signs
+    centred = features - features.mean(axis=0)
+    reference = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
+    assert np.abs(fmap.coords["PCA"]) == pytest.approx(np.abs(reference), abs=1e-4)
+    assert fmap.coords["t-SNE"].shape == (30, 2) and np.isfinite(fmap.coords["t-SNE"]).all()
+    fig = embedding.map_figure(fmap, data.class_names)
+    crosses = [c for ax in fig.axes for c in ax.collections if str(c.get_label()).startswith("misassigned")]
+    assert [len(np.asarray(c.get_offsets())) for c in crosses] == [6, 6]  # PCA and t-SNE panels
+    plt.close(fig)
+    # a subsample is drawn with a fixed seed: the same rows every time
+    assert list(embedding.subsample(30, 12)) == list(embedding.subsample(30, 12))
+    assert len(set(embedding.subsample(30, 12))) == 12 and list(embedding.subsample(5, 12)) == [0, 1, 2, 3, 4]
+
+
+def test_report_shows_the_searched_parameters_and_the_best_trials_features(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    exp_dir = experiment(tmp_path, ASHA)
+    write_features(exp_dir / "ucc_trial_f1")  # the first-ranked trial
+    out = tmp_path / "out"
+    assert main([str(exp_dir), "--out", str(out)]) == 0
+    assert "the best trial has no artifacts/test_features.npz" not in capsys.readouterr().out
+    md = (out / "report.md").read_text()
+    tables = markdown_headers(md)
+    ranking = next(v for k, v in tables.items() if k.startswith("Ranking"))
+    assert ranking[:4] == ["rank", "alpha", "lr", "last_cluster_acc"]
+    assert tables["Not ranked (stopped early, failed or never ran)"][4:6] == ["alpha", "lr"]
+    assert tables["Across seeds"][:2] == ["alpha", "lr"]
+    # epochs and seed were set in every trial's config, and every other field has its default
+    assert {c for columns in tables.values() for c in columns} & set(field_names()) == {"alpha", "lr"}
+    assert (out / "parallel_coordinates.png").read_bytes()[:4] == b"\x89PNG"
+    heading = next(line for line in md.splitlines() if line.startswith("## Best trial: test split"))
+    rows = md.split(heading, 1)[1].strip().splitlines()
+    assert rows[0] == "| " + " | ".join(CONFUSION) + " |"
+    assert rows[2:5] == ["| a | 8 | 2 | 0 | 0 |", "| b | 0 | 9 | 1 | 0 |", "| c | 2 | 0 | 7 | 1 |"]
+    assert "(feature_maps.png)" in md and "(confusion.png)" in md
+    assert (out / "feature_maps.png").read_bytes()[:4] == b"\x89PNG"
