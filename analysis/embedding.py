@@ -91,16 +91,20 @@ def subsample(n: int, max_points: int = MAX_POINTS, seed: int = SEED) -> np.ndar
 
 
 def embed(features: np.ndarray) -> dict[str, np.ndarray]:
-    """PCA and t-SNE of ``features`` (n, J) to (n, 2) each, seeded."""
+    """PCA and t-SNE of ``features`` (n, J) to (n, 2) each, seeded. t-SNE runs on one OpenMP
+    thread: on a busy machine its threads spin-wait, and 359 points took 13 CPU-seconds on all
+    threads against 0.9 s on one."""
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     n = len(features)
     tsne = TSNE(n_components=2, perplexity=min(30.0, (n - 1) / 3), init="pca", random_state=SEED)
-    return {
-        "PCA": PCA(n_components=2, random_state=SEED).fit_transform(features),
-        "t-SNE": tsne.fit_transform(features.astype(np.float64)),
-    }
+    with threadpool_limits(limits=1):
+        return {
+            "PCA": PCA(n_components=2, random_state=SEED).fit_transform(features),
+            "t-SNE": tsne.fit_transform(features.astype(np.float64)),
+        }
 
 
 def feature_map(data: Features, method: str, max_points: int = MAX_POINTS) -> FeatureMap:
