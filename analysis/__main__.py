@@ -10,17 +10,21 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from analysis import plots
+from analysis import embedding, plots
+from analysis.checkpoints import best_checkpoint_line
 from analysis.load import Experiment, NotAnExperimentError, fetch, load
 from analysis.report import Sentences, write_reports
 from analysis.views import importance, pareto_front, seed_statistics, signal_correlation
-from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE, metric_direction
+from ucc_tune.config import field_names
+from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE, TEST_FEATURES_FILE, metric_direction
 from ucc_tune.selection import budget_words, rank_trials, ranking_table, verdict
 
 SHOWN = ["experiment", "trial_id", "status", "epochs_run"]
+SEARCH_KEYS = ("space", "searched", "metrics", "modes", "num_samples", "fixed", "git_commit")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,18 +60,66 @@ def searched(exp: Experiment) -> list[str]:
     ]
 
 
-def best_trial_figures(best: pd.DataFrame, out: Path) -> list[Path | None]:
-    """The best trial's JS heatmap and reconstructions; a missing artifact is warned about."""
+def best_trial_figures(best: pd.DataFrame, out: Path) -> tuple[list[Path], pd.DataFrame | None]:
+    """The best trial's JS heatmap, reconstructions, feature maps and confusion image, and its
+    confusion table; a missing artifact is warned about and its figures left out."""
     if not len(best):
-        return []
-    trial_dir = Path(best["trial_dir"].iloc[0])
-    figures = [plots.js_heatmap(trial_dir, out), plots.reconstructions(trial_dir, out)]
-    for figure, name in zip(figures, (JS_FILE, RECONSTRUCTIONS_FILE), strict=True):
+        return [], None
+    row = best.iloc[0]
+    trial_dir = Path(row["trial_dir"])
+    methods = str(row.get("cluster_methods") or "")  # the method the ranking's test score uses
+    maps, table = embedding.feature_figures(trial_dir, out, methods.split(",")[0].strip() or None)
+    found = {
+        JS_FILE: plots.js_heatmap(trial_dir, out),
+        RECONSTRUCTIONS_FILE: plots.reconstructions(trial_dir, out),
+        TEST_FEATURES_FILE: maps or None,
+    }
+    for name, figure in found.items():
         if figure is None:
             print(
                 f"warning: the best trial has no {ARTIFACTS_DIR}/{name} ({trial_dir}); its figure is left out"
             )
-    return figures
+    figures = [found[JS_FILE], found[RECONSTRUCTIONS_FILE], *maps]
+    return [f for f in figures if isinstance(f, Path)], table
+
+
+def only_searched(frame: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    """``frame`` without the ``Config`` fields that were not searched: a table shows what varies."""
+    fixed = set(field_names()) - set(params)
+    return frame[[c for c in frame.columns if c not in fixed]]
+
+
+def report_sections(exp: Experiment, params: list[str], metric: str, words: Sentences,
+                    top: int) -> dict[str, Any]:  # fmt: skip
+    """The report's sections in order: the search, the verdict and the tables."""
+    metrics, modes = objectives(exp)
+    apart = exp.trials[exp.trials["rank"].isna()] if len(exp.trials) else exp.trials
+    sections: dict[str, Any] = {
+        "Search": {name: {k: s.get(k) for k in SEARCH_KEYS} for name, s in exp.searches.items()},
+        "Verdict": words,
+        f"Ranking by the mean {metric} over seeds at the last epoch (finished trials)": (
+            ranking_table(exp.trials, metric, params, top) if len(exp.trials) else pd.DataFrame()
+        ),
+        "Not ranked (stopped early, failed or never ran)": apart[
+            [c for c in [*SHOWN, *params, f"last_{metric}", "error"] if c in apart]
+        ],
+        "Status": exp.trials["status"].value_counts().rename_axis("status").reset_index(),
+        "Importance (Optuna, fANOVA)": pd.concat(
+            [importance(p).assign(experiment=p.name) for p in exp.paths], ignore_index=True
+        ),
+        "val_ucc_acc as a predictor (Spearman)": signal_correlation(exp.trials),
+        "Across seeds": seed_statistics(exp.trials, [metric]),
+    }
+    if len(metrics) > 1:
+        front = pareto_front(exp.trials, metrics, modes)
+        sections["Pareto front"] = front[[*SHOWN, *params, *[f"last_{m}" for m in metrics]]]
+    return {k: only_searched(v, params) if isinstance(v, pd.DataFrame) else v for k, v in sections.items()}
+
+
+def objectives(exp: Experiment) -> tuple[list[str], list[str]]:
+    """The first search's metrics and modes (``cluster_acc``, ``max`` when unknown)."""
+    first = next(iter(exp.searches.values()), {})
+    return first.get("metrics") or ["cluster_acc"], first.get("modes") or ["max"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     except NotAnExperimentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    first = next(iter(exp.searches.values()), {})
-    metrics = first.get("metrics") or ["cluster_acc"]
-    modes = first.get("modes") or ["max"]
+    metrics, modes = objectives(exp)
     metric = args.metric or metrics[0]
     mode = metric_direction(metric) if args.metric else modes[0]
     out = args.out or args.experiments[0] / "analysis"
@@ -89,43 +139,29 @@ def main(argv: list[str] | None = None) -> int:
         exp.trials = rank_trials(exp.trials, metric, mode)
     write_tables(exp, out)
     params = searched(exp)
-    ranked = exp.trials[exp.trials["rank"].notna()] if len(exp.trials) else exp.trials
-    best = ranked.head(args.top)
-    best_view = ranking_table(exp.trials, metric, params, args.top) if len(exp.trials) else pd.DataFrame()
-    apart = exp.trials[exp.trials["rank"].isna()] if len(exp.trials) else exp.trials
-    apart_view = apart[[c for c in [*SHOWN, *params, f"last_{metric}", "error"] if c in apart]]
     words = Sentences(
         verdict(exp.trials, metric, mode, params, budget_words(exp.trials)) if len(exp.trials) else []
     )
+    words.append(best_checkpoint_line(exp, params, metric, mode))
+    sections = report_sections(exp, params, metric, words, args.top)
+    best_view = next(iter(v for k, v in sections.items() if k.startswith("Ranking")))
     print(f"finished configurations ranked by the mean {metric} over seeds at the last epoch ({mode}):")
     print(best_view.to_string(index=False) if len(best_view) else "  (no trial ran its whole budget yet)")
     for line in words:
         print(f"- {line}")
+    ranked = exp.trials[exp.trials["rank"].notna()] if len(exp.trials) else exp.trials
+    best_figures, confusion = best_trial_figures(ranked.head(1), out)
+    if confusion is not None:
+        sections[
+            "Best trial: test split, class by cluster (clusters in the order of their matched class)"
+        ] = confusion
     figures = [
         plots.objective_vs_parameters(exp.trials, params, metric, out),
-        plots.learning_curves(exp.history, list(best["trial_id"]) if len(best) else [], metric, out),
+        plots.parallel_coordinates(exp.trials, params, metric, out),
+        plots.learning_curves(exp.history, exp.trials, params, metric, out, args.top),
         plots.ucc_vs_cluster(exp.trials, out),
-        *best_trial_figures(best, out),
+        *best_figures,
     ]
-    sections = {
-        "Search": {
-            name: {k: s.get(k) for k in ("space", "metrics", "modes", "num_samples", "fixed", "git_commit")}
-            for name, s in exp.searches.items()
-        },
-        "Verdict": words,
-        f"Ranking by the mean {metric} over seeds at the last epoch (finished trials)": best_view,
-        "Not ranked (stopped early, failed or never ran)": apart_view,
-        "Status": exp.trials["status"].value_counts().rename_axis("status").reset_index(),
-        "Importance (Optuna, fANOVA)": pd.concat(
-            [importance(p).assign(experiment=p.name) for p in exp.paths], ignore_index=True
-        ),
-        "val_ucc_acc as a predictor (Spearman)": signal_correlation(exp.trials),
-        "Across seeds": seed_statistics(exp.trials, [metric]),
-    }
-    if len(metrics) > 1:
-        sections["Pareto front"] = pareto_front(exp.trials, metrics, modes)[
-            [*SHOWN, *[f"last_{m}" for m in metrics]]
-        ]
     html_path, _ = write_reports(out, f"ucc-tune analysis: {', '.join(exp.searches)}", sections,
                                  [f for f in figures if f is not None])  # fmt: skip
     print(f"\ntables, plots and report in {out} (open {html_path})")

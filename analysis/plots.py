@@ -10,9 +10,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from analysis.views import pareto_front
 from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE
+from ucc_tune.selection import describe
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -38,17 +40,115 @@ def objective_vs_parameters(trials: pd.DataFrame, params: list[str], metric: str
     return _save(fig, out / "objective_vs_parameters.png")
 
 
-def learning_curves(history: pd.DataFrame, trial_ids: list[str], metric: str, out: Path) -> Path | None:
-    if history.empty or not trial_ids:
+def curves(trials: pd.DataFrame, params: list[str], top: int) -> list[tuple[str, str, bool]]:
+    """The learning curves to draw, as ``(trial_id, label, stopped)``: the ``top`` ranked trials,
+    labelled by rank and their searched values (``#1 alpha=0.25, lr=0.0003``), then every trial
+    the scheduler stopped early (``STOPPED``), which carry one legend entry between them."""
+    ranked = trials[trials["rank"].notna()].sort_values("rank").head(top)
+    stopped = trials[trials["status"] == "STOPPED"]
+    out = [(str(r["trial_id"]), f"#{r['rank']} {describe(r, params)}", False) for _, r in ranked.iterrows()]
+    for i, (_, row) in enumerate(stopped.iterrows()):
+        label = f"stopped early ({len(stopped)} trial{'s' if len(stopped) > 1 else ''}, not ranked)"
+        out.append((str(row["trial_id"]), label if i == 0 else "_nolegend_", True))
+    return out
+
+
+def learning_curves_figure(
+    history: pd.DataFrame, trials: pd.DataFrame, params: list[str], metric: str, top: int
+) -> plt.Figure | None:
+    """``metric`` per epoch of the ``curves``: ranked trials as coloured solid lines, trials
+    stopped early as grey dashed ones."""
+    drawn = curves(trials, params, top) if "rank" in trials else []
+    if history.empty or not drawn or metric not in history:
         return None
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for trial_id in trial_ids:
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for trial_id, label, stopped in drawn:
         rows = history[history["trial_id"] == trial_id].sort_values("epoch")
-        ax.plot(rows["epoch"], rows[metric].astype(float), marker="o", label=str(trial_id))
+        style = (
+            {"color": "0.55", "linestyle": "--", "marker": "x", "alpha": 0.8} if stopped else {"marker": "o"}
+        )
+        ax.plot(rows["epoch"], rows[metric].astype(float), label=label, **style)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     ax.legend(fontsize=7)
-    return _save(fig, out / "learning_curves.png")
+    return fig
+
+
+def learning_curves(
+    history: pd.DataFrame, trials: pd.DataFrame, params: list[str], metric: str, out: Path, top: int = 5
+) -> Path | None:
+    fig = learning_curves_figure(history, trials, params, metric, top)
+    return _save(fig, out / "learning_curves.png") if fig is not None else None
+
+
+def parallel_data(
+    trials: pd.DataFrame, params: list[str], metric: str
+) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Trials with a ``last_<metric>`` as positions in [0, 1] on one axis per searched parameter
+    and one for the objective, and each axis' (low, high) tick labels. Numbers are scaled
+    linearly, or on a log scale when positive and spanning a factor of 10 or more; categories
+    (strings, booleans) are spread evenly in sorted order."""
+    column = f"last_{metric}"
+    data = trials.dropna(subset=[column])
+    positions, ticks = {}, []
+    for name in [*params, column]:
+        values = data[name]
+        if values.dtype in ("string", "boolean", object) or values.dtype == bool:
+            levels = sorted(values.dropna().astype(str).unique())
+            spread = max(len(levels) - 1, 1)
+            positions[name] = (
+                values.astype(str).map({v: i / spread for i, v in enumerate(levels)}).astype(float)
+            )
+            ticks.append((levels[0], levels[-1]) if levels else ("", ""))
+            continue
+        numbers = values.astype(float)
+        low, high = numbers.min(), numbers.max()
+        log = low > 0 and high >= 10 * low
+        scaled = np.log10(numbers) if log else numbers
+        span = (scaled.max() - scaled.min()) or 1.0
+        positions[name] = (scaled - scaled.min()) / span
+        ticks.append((f"{low:.3g}", f"{high:.3g}"))
+    frame = pd.DataFrame(positions)
+    frame["trial_id"], frame["stopped"] = (
+        data["trial_id"].to_numpy(),
+        (data["status"] == "STOPPED").to_numpy(),
+    )
+    frame["value"] = data[column].astype(float).to_numpy()
+    return frame.reset_index(drop=True), ticks
+
+
+def parallel_coordinates(trials: pd.DataFrame, params: list[str], metric: str, out: Path) -> Path | None:
+    """One line per trial across the searched parameters and the objective (two or more
+    parameters), coloured by the objective; trials stopped early grey and dashed."""
+    params = [p for p in params if p in trials]
+    if len(params) < 2 or f"last_{metric}" not in trials:
+        return None
+    frame, ticks = parallel_data(trials, params, metric)
+    if frame.empty:
+        return None
+    axes_names = [*params, metric]
+    fig, ax = plt.subplots(figsize=(1.6 * len(axes_names) + 1.5, 3.6))
+    norm = plt.Normalize(frame["value"].min(), frame["value"].max())
+    x = np.arange(len(axes_names))
+    for _, row in frame.iterrows():
+        y = row[[*params, f"last_{metric}"]].to_numpy(dtype=float)
+        if row["stopped"]:
+            ax.plot(x, y, color="0.6", linestyle="--", linewidth=1)
+        else:
+            ax.plot(x, y, color=plt.cm.viridis(norm(row["value"])), linewidth=1.6)
+    for i, (low, high) in enumerate(ticks):
+        ax.axvline(i, color="0.3", linewidth=0.8)
+        ax.text(i, -0.06, low, ha="center", va="top", fontsize=7)
+        ax.text(i, 1.06, high, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, axes_names)
+    ax.set_yticks([])
+    ax.set_ylim(-0.15, 1.15)
+    if frame["stopped"].any():
+        ax.plot([], [], color="0.6", linestyle="--", label="stopped early")
+        ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.08))
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label=metric, pad=0.04)
+    return _save(fig, out / "parallel_coordinates.png")
 
 
 def ucc_vs_cluster(trials: pd.DataFrame, out: Path) -> Path | None:

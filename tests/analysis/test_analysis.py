@@ -83,6 +83,9 @@ def test_cli_writes_round_tripping_parquet_plots_and_a_valid_report(
     printed = capsys.readouterr().out
     assert "ranked by the mean cluster_acc over seeds at the last epoch" in printed
     assert "- best: alpha=" in printed and "mean of 2 seed(s)" in printed
+    assert (
+        f"- best checkpoint: {analysis.best_checkpoint(analysis.load(smoke_experiment))} (trial " in printed
+    )
     exp = analysis.load(smoke_experiment)
     frames = {
         "trials": exp.trials,
@@ -95,7 +98,8 @@ def test_cli_writes_round_tripping_parquet_plots_and_a_valid_report(
         pd.testing.assert_frame_equal(read, frames[name].reset_index(drop=True))
         other = pq.read_table(out / f"{name}.parquet").to_pandas()
         assert list(other.columns) == list(read.columns) and len(other) == len(read)
-    plots = ["objective_vs_parameters", "learning_curves", "ucc_vs_cluster", "js_heatmap", "reconstructions"]
+    plots = ["objective_vs_parameters", "parallel_coordinates", "learning_curves", "ucc_vs_cluster"]
+    plots += ["js_heatmap", "reconstructions", "feature_maps", "confusion"]
     for name in plots:
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     page = (out / "report.html").read_text()
@@ -192,6 +196,7 @@ def test_a_damaged_study_and_settings_are_warned_about_and_the_report_still_writ
     printed = capsys.readouterr().out
     assert "the best trial has no artifacts/js.npz" in printed
     assert "the best trial has no artifacts/reconstructions.png" in printed
+    assert "the best trial has no artifacts/test_features.npz" in printed
     assert (tmp_path / "out" / "report.html").is_file() and (tmp_path / "out" / "trials.parquet").is_file()
 
 
