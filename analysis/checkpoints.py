@@ -15,18 +15,17 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.load import Experiment, objective
-from ucc_tune.schema import CHECKPOINT_STATE_FILE, TRAIN_RUN_PREFIX, TRAIN_RUNS_DIR, metric_direction
+from ucc_tune.schema import CHECKPOINT_STATE_FILE, checkpoint_places, metric_direction
 from ucc_tune.selection import describe, rank_trials
 
 
 def checkpoint_folders(trial_dir: Path, trial_id: str) -> list[Path]:
     """The trial's checkpoint folders holding a state file (one, or one per seed), oldest first
     (Tune numbers them, Ray Train names them by time: both sort by name)."""
-    ddp_run = trial_dir.parent / TRAIN_RUNS_DIR / f"{TRAIN_RUN_PREFIX}{trial_id}"
-    for base in (trial_dir, ddp_run):
+    for base, pattern in checkpoint_places(trial_dir, trial_id):
         found = [
             folder
-            for folder in sorted(base.glob("checkpoint_*"))
+            for folder in sorted(Path(base).glob(pattern))
             if (folder / CHECKPOINT_STATE_FILE).is_file()
             or any(folder.glob(f"seed_*/{CHECKPOINT_STATE_FILE}"))
         ]

@@ -72,7 +72,10 @@ def test_a_checkpoint_folder_on_val_with_kmedoids(run_dir: Path, tmp_path: Path)
     record = read_json(tmp_path / "evaluation.json")
     assert record["kind"] == "checkpoint" and record["methods"] == ["kmeans", "kmedoids"]
     scores = record["metrics"]
-    assert {k.split("_")[1] for k in scores if not k.startswith("val_js")} == {"kmeans", "kmedoids"}
+    per_method = {k for k in scores if not k.startswith(("val_js", "val_mean_clustering"))}
+    assert {k.split("_")[1] for k in per_method} == {"kmeans", "kmedoids"}
+    mean = np.mean([scores[f"val_{m}_{s}"] for m in ("kmeans", "kmedoids") for s in ("ari", "nmi")])
+    assert scores["val_mean_clustering_score"] == pytest.approx(mean)
     assert 0 < scores["val_kmedoids_acc"] <= 1 and scores["val_js_min"] <= scores["val_js_max"]
     final = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert scores["val_kmeans_acc"] == final["cluster_acc"]  # the run's own val evaluation at epoch 2

@@ -102,7 +102,8 @@ def find_source(path: Path) -> Source:
             f"({CHECKPOINT_STATE_FILE}), or pass --keras-weights FILE.h5"
         )
     info = _run_record(path / RUN_FILE)
-    places = _checkpoint_places(path, info)
+    trial_id = str(info["trial_id"]) if "trial_id" in info else None
+    places: list[tuple[Path, str]] = [(Path(b), g) for b, g in schema.checkpoint_places(path, trial_id)]
     for base, pattern in places:
         found = sorted(p.parent for p in base.glob(f"{pattern}/{CHECKPOINT_STATE_FILE}"))
         if found:
@@ -129,15 +130,6 @@ def _run_record(path: Path) -> dict[str, Any]:
     if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
         raise EvaluationError(f"{path}: expected a JSON object with a 'config', as runs and trials write")
     return info
-
-
-def _checkpoint_places(folder: Path, info: dict[str, Any]) -> list[tuple[Path, str]]:
-    """Where a run's or trial's checkpoints are (folder, glob pattern), in the order looked at."""
-    places = [(folder / "checkpoints", "epoch_*"), (folder / schema.DDP_RUN_NAME, "checkpoint_*")]
-    if "trial_id" in info:  # a DDP trial's Ray Train run lives beside the trial folders
-        runs = folder.parent / schema.TRAIN_RUNS_DIR / f"{schema.TRAIN_RUN_PREFIX}{info['trial_id']}"
-        places.append((runs, "checkpoint_*"))
-    return [*places, (folder, "checkpoint_*")]
 
 
 def _newest_complete(path: Path, kind: str, folders: list[Path]) -> Source:

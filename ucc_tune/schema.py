@@ -15,6 +15,7 @@ import json
 import math
 import typing
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import PurePath
 from typing import Any, Literal
 
 from ucc_tune.config import CLUSTER_METHODS, Config, ConfigError, field_names
@@ -168,6 +169,16 @@ SEEDS_DIR = "seeds"  # a run of several seeds: seeds/seed_<k>/ holds seed k's ow
 def seed_name(index: int) -> str:
     """The folder of seed ``index`` (0-based) of a run, in ``seeds/`` and in its checkpoints."""
     return f"seed_{index}"
+
+
+def checkpoint_places(folder: PurePath, trial_id: str | None = None) -> list[tuple[PurePath, str]]:
+    """Where a run's or trial's checkpoints are (folder, glob pattern), in the order to look:
+    a train run's ``checkpoints/epoch_*``, a ``--workers`` run's Ray Train ``ray_train/checkpoint_*``,
+    a DDP trial's Ray Train run beside the trial folders, a trial's own Tune ``checkpoint_*``."""
+    places = [(folder / "checkpoints", "epoch_*"), (folder / DDP_RUN_NAME, "checkpoint_*")]
+    if trial_id is not None:
+        places.append((folder.parent / TRAIN_RUNS_DIR / f"{TRAIN_RUN_PREFIX}{trial_id}", "checkpoint_*"))
+    return [*places, (folder, "checkpoint_*")]
 
 
 DRIVER_FILES = (SEARCH_FILE, STUDY_FILE, TRIALS_FILE)  # kept by the search's driver
