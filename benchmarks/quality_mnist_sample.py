@@ -104,9 +104,9 @@ def scored(argv: list[str], out: Path) -> dict[str, Any]:
     return json.loads((out / "evaluation.json").read_text())
 
 
-def authors_weights(tmp: Path) -> dict[str, Any]:
+def authors_weights(weights: Path, tmp: Path) -> dict[str, Any]:
     record = scored(
-        ["--keras-weights", str(FIXTURE), "--set", "dataset=mnist_sample", "--methods", "kmeans,spectral"],
+        ["--keras-weights", str(weights), "--set", "dataset=mnist_sample", "--methods", "kmeans,spectral"],
         tmp / "authors",
     )
     scores = record["metrics"]
@@ -146,6 +146,7 @@ def first_reaching(points: list[dict[str, Any]], level: float) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0, help="wall-time budget of our training")
+    parser.add_argument("--authors-weights", type=Path, default=FIXTURE, help="the authors' Keras weights")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override Config")
     args = parser.parse_args(argv)
     config = Config.from_dict(
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         pixels = pixel_baseline(config)
-        authors = authors_weights(tmp)
+        authors = authors_weights(args.authors_weights, tmp)
         print({"pixels": pixels, "authors": authors}, flush=True)
         points, ended = curve(config, args.minutes, tmp)
     best = max(points, key=lambda p: p["test_kmeans_acc"])
