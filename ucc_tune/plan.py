@@ -132,6 +132,9 @@ class SearchPlan:
     num_cpus: int | None = None  # of the local cluster
     dashboard: bool = False
     dashboard_host: str = "127.0.0.1"
+    enqueue: tuple[dict[str, Any], ...] = ()  # configurations to run first (ucc_tune.warm)
+    warm_start: dict[str, Any] | None = None  # the earlier experiment whose trials seed the study
+    log_to: tuple[str, ...] = ()  # experiment trackers (ucc_tune.trackers)
 
     @property
     def remote(self) -> bool:

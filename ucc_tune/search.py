@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ from ucc_tune.schema import (
 from ucc_tune.selection import TOP, budget_words, rank_trials, ranking_table, verdict
 from ucc_tune.spaces import Space, SpaceError, load_space, probe
 from ucc_tune.storage import Storage, local_mirror, redact
+from ucc_tune.trackers import TrackerError, add_tracker_argument, check_trackers
+from ucc_tune.warm import WarmStartError, add_seed_arguments, seeded_plan
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(the same as --set seeds=N; default: the space's, else 1)",
     )  # fmt: skip
     p.add_argument("--top", type=int, default=TOP, help="finished configurations shown with test scores")
+    add_seed_arguments(p)
+    add_tracker_argument(p)
     p.add_argument(
         "--smoke-test", action="store_true", help="tiny budget: space smoke, 2 trials, 2 short epochs"
     )
@@ -161,7 +165,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 
 def resolve_plan(args: argparse.Namespace) -> SearchPlan:
-    """Validate everything and decide the plan; raises UsageError/ConfigError, starts nothing."""
+    """Validate everything and decide the plan (raises UsageError, ConfigError, WarmStartError,
+    TrackerError); starts nothing."""
     _check_numbers(args)
     try:
         resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.workers_per_trial)
@@ -178,7 +183,7 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
         print("note: several metrics make a multi-objective search; ASHA needs one metric, so FIFO runs")
         scheduler = "fifo"
     name, storage, experiment = _resolve_experiment(args, space)
-    return SearchPlan(
+    plan = SearchPlan(
         name=name, storage=storage.uri, experiment_uri=experiment.uri,
         experiment_dir=local_mirror(experiment), space=space.source, searched=tuple(searched), fixed=fixed,
         metrics=metrics, modes=modes, num_samples=args.num_samples or space.num_samples,
@@ -188,6 +193,8 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
         resume=args.resume, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
         dashboard_host=args.dashboard_host,
     )  # fmt: skip
+    plan = replace(plan, log_to=check_trackers(args.log_to))  # raises TrackerError
+    return seeded_plan(plan, space, args.enqueue, args.warm_start)  # raises WarmStartError
 
 
 def _resolve_space(
@@ -266,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         plan = resolve_plan(args)
-    except (UsageError, ConfigError) as err:
+    except (UsageError, ConfigError, WarmStartError, TrackerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     from ucc_tune import tune

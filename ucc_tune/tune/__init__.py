@@ -40,7 +40,7 @@ from ucc_tune.storage import Storage
 from ucc_tune.train import RunFolder, placement, resolve_device, train
 from ucc_tune.train.failures import fails_once
 from ucc_tune.train.session import WritesRunFiles, state_file_damage, state_files
-from ucc_tune.tune.searcher import MarkEnded, PruningOptunaSearch, PublishStudy
+from ucc_tune.tune.searcher import PruningOptunaSearch, search_callbacks, seed_searcher_study
 
 
 def _ray_placement(rank: int, world_size: int, device: torch.device) -> dict[str, Any]:
@@ -333,6 +333,7 @@ def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
     """The plan as a ``Tuner`` (restored from its storage when the plan resumes)."""
     trainable = ray.tune.with_resources(make_trainable(plan.experiment_uri, resources), resources.trial)
     if plan.resume:
+        seed_searcher_study(plan, None)
         return ray.tune.Tuner.restore(
             plan.experiment_uri, trainable=trainable, resume_unfinished=True, resume_errored=True
         )
@@ -346,6 +347,7 @@ def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
         study_name=plan.name,
         epochs=plan.epochs,
     )
+    seed_searcher_study(plan, searcher)
     scheduler = FIFOScheduler()
     if plan.scheduler == "asha":
         scheduler = ASHAScheduler(
@@ -367,7 +369,7 @@ def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
         run_config=ray.tune.RunConfig(
             name=plan.name,
             storage_path=plan.storage,
-            callbacks=[MarkEnded(plan.experiment_uri), *([PublishStudy(plan)] if plan.remote else [])],
+            callbacks=search_callbacks(plan),
             failure_config=ray.tune.FailureConfig(max_failures=plan.max_failures),
             checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=plan.keep_checkpoints),
             verbose=1,

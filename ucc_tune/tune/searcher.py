@@ -1,4 +1,5 @@
-"""The Optuna searcher of a search, and what keeps the study true across a killed driver.
+"""The Optuna searcher of a search, what keeps the study true across a killed driver, and the
+search's Tune callbacks.
 
 ``PruningOptunaSearch`` is Ray's ``OptunaSearch`` with two changes:
 
@@ -29,6 +30,8 @@ from ucc_tune.schema import STUDY_FILE
 from ucc_tune.spaces import trial_outcome
 from ucc_tune.storage import Storage
 from ucc_tune.train.session import RunFolder
+from ucc_tune.tune.trackers import tracker_callbacks
+from ucc_tune.warm import seed_study
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
@@ -159,3 +162,22 @@ class PublishStudy(ray.tune.Callback):
         publish(self.plan, STUDY_FILE)
 
     on_trial_error = on_trial_complete
+
+
+def seed_searcher_study(plan: SearchPlan, searcher: PruningOptunaSearch | None) -> None:
+    """Give the study the searcher asks (``None``: a resumed search's, loaded from its storage)
+    the plan's enqueued configurations and warm-start trials before Tune asks for a trial."""
+    study = searcher._ot_study if searcher is not None else None
+    if study is None:
+        study = optuna.load_study(study_name=plan.name, storage=plan.study_url)
+    seed_study(study, plan)
+
+
+def search_callbacks(plan: SearchPlan) -> list[ray.tune.Callback]:
+    """The Tune callbacks of a search: trials marked ended, the study published (remote
+    experiments), the ``--log-to`` trackers."""
+    return [
+        MarkEnded(plan.experiment_uri),
+        *([PublishStudy(plan)] if plan.remote else []),
+        *tracker_callbacks(plan),
+    ]
