@@ -132,6 +132,7 @@ class SearchPlan:
     num_cpus: int | None = None  # of the local cluster
     dashboard: bool = False
     dashboard_host: str = "127.0.0.1"
+    time_budget_s: float | None = None  # no trial starts after this many seconds (--time-budget)
 
     @property
     def remote(self) -> bool:
