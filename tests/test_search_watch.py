@@ -54,3 +54,23 @@ def test_a_time_budget_ends_the_search_early_with_complete_tables(
     assert json.loads((exp / "search.json").read_text())["time_budget_s"] == 2.0
     assert "- time budget: used " in out and " of 2s (" in out
     assert "it ran out before 3 of the 4 planned trials started (not run)" in out
+
+
+def test_a_spent_budget_stops_each_trial_at_its_result_and_refuses_new_trials() -> None:
+    from ray.tune.search import Searcher
+
+    from ucc_tune.tune.budget import BudgetLimiter, TimeBudget
+
+    class Fixed(Searcher):
+        def suggest(self, trial_id: str) -> dict:
+            return {"alpha": 0.5}
+
+    budget = TimeBudget(3600)
+    limiter = BudgetLimiter(Fixed(metric="cluster_acc", mode="max"), 2, budget)
+    assert limiter.suggest("a") == {"alpha": 0.5} and not budget("a", {"epochs_done": 1})
+    budget.started -= 3600  # an hour later
+    assert budget("a", {"epochs_done": 2}) and not budget.stop_all()  # never all at once
+    assert limiter.suggest("b") == Searcher.FINISHED
+    assert "budget" not in limiter.get_state()  # a restore keeps the tuner's budget, not a copy
+    budget.setup()  # the clock restarts when an experiment (or its resume) is set up
+    assert not budget("a", {"epochs_done": 2}) and limiter.suggest("c") == {"alpha": 0.5}

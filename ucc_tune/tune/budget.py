@@ -47,6 +47,13 @@ class BudgetLimiter(ConcurrencyLimiter):
         super().__init__(searcher, max_concurrent=max_concurrent)
         self.budget = budget
 
+    def get_state(self) -> dict:
+        """The limiter's saved state, without the budget: a restored search keeps the budget the
+        tuner restores (whose clock restarts at setup), not a copy with the old run's clock."""
+        state = super().get_state()
+        state.pop("budget", None)
+        return state
+
     def suggest(self, trial_id: str) -> dict | None:
         if self.budget.spent():
             return Searcher.FINISHED  # type: ignore[return-value]  # Tune's "no more trials"
