@@ -181,6 +181,7 @@ def test_a_failing_trial_does_not_stop_the_search(
         (["--space", "smoke", "--grace-period", "3"], "--grace-period 3: must be <= the trials' 2 epochs"),
         (["--set", "dataset=mnist", "--set", "data_dir=/nonexistent"], "dataset='mnist': "),
         (["--time-budget", "2 hours"], "--time-budget '2 hours': give a duration such as 2h, 90m, 3600s"),
+        (["--name", "x", "--resume", "--time-budget", "1h"], "--time-budget 1h with --resume: a resumed"),
     ],
 )
 def test_bad_input_exits_2_before_ray_starts(

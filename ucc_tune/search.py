@@ -198,6 +198,10 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
 
 
 def _time_budget(args: argparse.Namespace) -> float | None:
+    if args.resume and args.time_budget is not None:
+        raise UsageError(
+            f"--time-budget {args.time_budget} with --resume: a resumed search keeps its own budget"
+        )
     try:
         return None if args.time_budget is None else parse_duration(args.time_budget)
     except ValueError as err:
