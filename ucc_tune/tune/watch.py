@@ -5,8 +5,8 @@ lines when something changed, at most every ``every_s`` seconds, and once more a
 own trial table is off (``RunConfig(verbose=0)``, ``quiet_driver_output``); ``quiet_trial_logs``
 drops Ray's INFO lines about each persisted checkpoint and (on a Ray Train rank) the line that
 repeated each epoch's metrics, and Ray Train runs get
-``LoggingConfig(log_level="WARNING")``: warnings and errors still reach the terminal, and Ray
-keeps everything in its session's log files.
+``LoggingConfig(log_level="WARNING")`` (Ray Train still writes its INFO lines into the
+session's log files). Warnings and errors still reach the terminal.
 """
 
 from __future__ import annotations
