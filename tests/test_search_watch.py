@@ -25,7 +25,8 @@ def test_the_smoke_search_prints_the_progress_view_and_no_checkpoint_lines(
     headers = [i for i, line in enumerate(lines) if line.split() == VIEW_HEADER]
     assert headers, out[-3000:]
     last = headers[-1]  # the view printed when the search ended
-    assert lines[last - 2].startswith("trials 3/3: 3 finished | elapsed ")
+    head = next(line for line in reversed(lines[:last]) if line.startswith("trials "))
+    assert head.startswith("trials 3/3: 3 finished")
     table = pd.read_parquet(exp / "trials.parquet")
     best = table[table["rank"] == 1].iloc[0]
     assert lines[last - 1].startswith(f"best: alpha={best['alpha']:.4g}, lr={best['lr']:.4g}: ")

@@ -12,8 +12,8 @@ epoch's row, its status) and ``lines(width)`` renders it:
   done of planned and status (``ucc_tune.schema.trial_status``). With many trials only the top
   ranked and the running ones are shown, with a count of the rest by status.
 
-Every line fits ``width``: parameter columns are narrowed (names abbreviated) before anything is
-cut. No Ray here; ``parse_duration`` reads ``--time-budget`` values.
+Every line fits ``width``: parameter columns are narrowed (names abbreviated), then the trial
+id and the status, before a line is cut. No Ray here; ``parse_duration`` reads ``--time-budget`` values.
 """
 
 from __future__ import annotations
@@ -190,8 +190,20 @@ class SearchProgress:
              f"{t.epochs_done}/{t.planned if t.planned is not None else '?'}", t.status()]
             for t in shown
         ]  # fmt: skip
-        table = fit_table(header, rows, width, narrow=range(1, 1 + len(self.searched)))
-        out = [self.head(elapsed_s), self.best_line(), *table]
+        # parameters first, then the trial id (7 characters still tell 50 trials apart), status last
+        stages = [
+            (range(1, 1 + len(self.searched)), 4),
+            (range(1), 7),
+            (range(len(header) - 1, len(header)), 4),
+        ]
+        table = fit_table(header, rows, width, narrow=stages)
+        head = self.head(elapsed_s)
+        if len(head) > width:  # the clock on a line of its own rather than cut off
+            head, clock = head.split(" | ", 1)
+            out = [head, clock]
+        else:
+            out = [head]
+        out = [*out, self.best_line(), *table]
         if rest:
             out.append(
                 f"+{sum(rest.values())} more: " + ", ".join(f"{n} {s}" for s, n in sorted(rest.items()))
@@ -211,15 +223,18 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "~"
 
 
-def fit_table(header: list[str], rows: list[list[str]], width: int, narrow: range) -> list[str]:
-    """Left-aligned columns two spaces apart, at most ``width`` wide: the ``narrow`` columns
-    (searched parameters) are cut first, down to 4 characters each, their names and values ending
-    in ``~`` where cut; what still does not fit is cut at the line's end."""
+def fit_table(
+    header: list[str], rows: list[list[str]], width: int, narrow: list[tuple[range, int]]
+) -> list[str]:
+    """Left-aligned columns two spaces apart, at most ``width`` wide. Each stage of ``narrow``
+    (columns, the fewest characters they keep) is cut in turn, widest first, their names and
+    values ending in ``~`` where cut; what still does not fit is cut at the line's end."""
     widths = [max(len(c) for c in column) for column in zip(header, *rows, strict=True)]
-    cap = max((widths[i] for i in narrow), default=0)
-    while sum(widths) + len(GAP) * (len(widths) - 1) > width and cap > 4:
-        cap -= 1
-        widths = [min(w, cap) if i in narrow else w for i, w in enumerate(widths)]
+    for columns, floor in narrow:
+        cap = max((widths[i] for i in columns), default=0)
+        while sum(widths) + len(GAP) * (len(widths) - 1) > width and cap > floor:
+            cap -= 1
+            widths = [min(w, cap) if i in columns else w for i, w in enumerate(widths)]
     return [
         GAP.join(_cut(cell, w).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
         for line in (header, *rows)
