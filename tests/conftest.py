@@ -61,7 +61,8 @@ def ray_cluster() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def smoke_search(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One real `smoke` search of 3 trials of 2 seeds each, shared by the search and analysis tests
-    (trials differ only through Optuna's suggestions): its experiment folder and what it printed."""
+    (trials differ only through Optuna's suggestions): its experiment folder and what it printed
+    (stdout, and on stderr what Ray's workers logged)."""
     import io
 
     from ucc_tune import search
@@ -70,7 +71,7 @@ def smoke_search(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) ->
     args = ["--storage-path", str(root), "--name", "smoke", "--space", "smoke", "--num-samples", "3"]
     args += ["--scheduler", "fifo", "--set", "num_threads=1", "--set", "keep_checkpoints=1", "--seeds", "2"]
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
         assert search.main(args) == 0
     return root / "smoke", printed.getvalue()
 

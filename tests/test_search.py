@@ -180,6 +180,8 @@ def test_a_failing_trial_does_not_stop_the_search(
         (["--cpus-per-trial", "-1"], "--cpus-per-trial -1: must be > 0"),
         (["--space", "smoke", "--grace-period", "3"], "--grace-period 3: must be <= the trials' 2 epochs"),
         (["--set", "dataset=mnist", "--set", "data_dir=/nonexistent"], "dataset='mnist': "),
+        (["--time-budget", "2 hours"], "--time-budget '2 hours': give a duration such as 2h, 90m, 3600s"),
+        (["--name", "x", "--resume", "--time-budget", "1h"], "--time-budget 1h with --resume: a resumed"),
     ],
 )
 def test_bad_input_exits_2_before_ray_starts(
@@ -408,6 +410,7 @@ def test_trials_can_be_ray_train_runs(ray_cluster: None, tmp_path: Path) -> None
     assert len(runs) == 1 and runs[0].name == f"train-{table['trial_id'].iloc[0]}"
     trial_dir = Path(table["trial_dir"].iloc[0])  # the run's files are in the trial's own folder
     assert len((trial_dir / "metrics.jsonl").read_text().splitlines()) == 2
+    assert len((trial_dir / "result.json").read_text().splitlines()) == 2  # Tune got each epoch once
     assert (trial_dir / "artifacts" / "js.npz").is_file()
     (rank,) = json.loads((trial_dir / "run.json").read_text())["placement"]
     assert rank["world_size"] == 1 and rank["resources"] == {"CPU": 1.0} and rank["gpu_ids"] == []

@@ -135,6 +135,7 @@ class SearchPlan:
     enqueue: tuple[dict[str, Any], ...] = ()  # configurations to run first (ucc_tune.warm)
     warm_start: dict[str, Any] | None = None  # the earlier experiment whose trials seed the study
     log_to: tuple[str, ...] = ()  # experiment trackers (ucc_tune.trackers)
+    time_budget_s: float | None = None  # no trial starts after this many seconds (--time-budget)
 
     @property
     def remote(self) -> bool:

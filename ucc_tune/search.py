@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from ucc_tune.plan import (
     grace_period,
     publish,
 )  # fmt: skip
+from ucc_tune.progress import parse_duration
 from ucc_tune.schema import (
     METRICS_FILE,
     OBJECTIVES,
@@ -43,9 +45,10 @@ from ucc_tune.schema import (
     trial_row,
     trials_frame,
 )  # fmt: skip
-from ucc_tune.selection import TOP, budget_words, rank_trials, ranking_table, verdict
+from ucc_tune.selection import TOP, rank_trials
 from ucc_tune.spaces import Space, SpaceError, load_space, probe
 from ucc_tune.storage import Storage, local_mirror, redact
+from ucc_tune.summary import print_summary
 from ucc_tune.trackers import TrackerError, add_tracker_argument, check_trackers
 from ucc_tune.warm import WarmStartError, add_seed_arguments, seeded_plan
 
@@ -123,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seeds each configuration trains on; trials report, and are ranked by, their mean "
         "(the same as --set seeds=N; default: the space's, else 1)",
     )  # fmt: skip
+    p.add_argument(
+        "--time-budget", metavar="DURATION",
+        help="no trial starts after this (2h, 90m, 3600s); running trials end after their current epoch",
+    )  # fmt: skip
     p.add_argument("--top", type=int, default=TOP, help="finished configurations shown with test scores")
     add_seed_arguments(p)
     add_tracker_argument(p)
@@ -191,10 +198,21 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
         resources=resources, max_concurrent=args.max_concurrent, grace_period=grace,
         reduction_factor=args.reduction_factor, max_failures=args.max_failures, seed=args.seed,
         resume=args.resume, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
-        dashboard_host=args.dashboard_host,
+        dashboard_host=args.dashboard_host, time_budget_s=_time_budget(args),
     )  # fmt: skip
     plan = replace(plan, log_to=check_trackers(args.log_to))  # raises TrackerError
     return seeded_plan(plan, space, args.enqueue, args.warm_start)  # raises WarmStartError
+
+
+def _time_budget(args: argparse.Namespace) -> float | None:
+    if args.resume and args.time_budget is not None:
+        raise UsageError(
+            f"--time-budget {args.time_budget} with --resume: a resumed search keeps its own budget"
+        )
+    try:
+        return None if args.time_budget is None else parse_duration(args.time_budget)
+    except ValueError as err:
+        raise UsageError(f"--time-budget {err}") from None
 
 
 def _resolve_space(
@@ -312,10 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"experiment: {where}  ({plan.num_samples} trials, {resources.concurrency} at once)")
     if plan.remote:
         print(f"  local copy of optuna.db, search.json, trials.parquet: {plan.experiment_dir}")
+    started = time.monotonic()
     trials = tune.run_search(plan, resources)
     table = write_trials_table(plan, trials)
     publish(plan)
-    print_summary(table, plan, args.top)
+    print_summary(table, plan, args.top, time.monotonic() - started)
     return 0
 
 
@@ -358,32 +377,6 @@ def write_trials_table(plan: SearchPlan, trials: list[dict[str, Any]]) -> Any:
     table = rank_trials(trials_frame(rows), plan.metrics[0], plan.modes[0])
     table.to_parquet(plan.experiment_dir / TRIALS_FILE, index=False)
     return table
-
-
-def print_summary(table: Any, plan: SearchPlan, top: int = TOP) -> None:
-    """The finished configurations ranked (``ucc_tune.selection``), the top ones with test scores,
-    the trials not ranked listed apart, and the verdict in words."""
-    metric, mode = plan.metrics[0], plan.modes[0]
-    counts = table["status"].value_counts().to_dict()
-    print(f"\ntrials: {len(table)} ({', '.join(f'{v} {k}' for k, v in counts.items())})")
-    searched = list(plan.searched)
-    finished = ranking_table(table, metric, searched)
-    if len(finished):
-        print(f"finished configurations ranked by the mean {metric} over seeds at the last epoch ({mode}):")
-        print(finished.to_string(index=False))
-        print(
-            f"test split of the top {min(top, len(finished))}: the columns test_*, from the final checkpoint"
-        )
-    apart = table[table["rank"].isna()]
-    if len(apart):
-        cols = ["trial_id", "status", *searched, f"last_{metric}", "epochs_run", "error"]
-        print("not ranked (stopped early, failed or never ran):")
-        print(apart[[c for c in cols if c in apart]].to_string(index=False, max_colwidth=60))
-    for line in verdict(table, metric, mode, searched, budget_words(table)):
-        print(f"- {line}")
-    where = redact(plan.experiment_uri)
-    print(f"\nexperiment folder: {where}")
-    print(f"next: python -m analysis {where}")
 
 
 if __name__ == "__main__":

@@ -29,18 +29,19 @@ from ucc_tune.config import Config
 from ucc_tune.plan import ResourceError, Resources, SearchPlan
 from ucc_tune.schema import (
     DDP_RUN_NAME,
-    METRICS_FILE,
     TRAIN_RUN_PREFIX,
     TRAIN_RUNS_DIR,
     error_text,
-    read_history,
 )  # fmt: skip
 from ucc_tune.spaces import SpaceWithConstants, load_space, make_sampler
 from ucc_tune.storage import Storage
 from ucc_tune.train import RunFolder, placement, resolve_device, train
 from ucc_tune.train.failures import fails_once
 from ucc_tune.train.session import WritesRunFiles, state_file_damage, state_files
+from ucc_tune.tune.budget import BudgetLimiter, TimeBudget
+from ucc_tune.tune.rows import recorded_rows, report_last_row
 from ucc_tune.tune.searcher import PruningOptunaSearch, search_callbacks, seed_searcher_study
+from ucc_tune.tune.watch import progress_view, quiet_driver_output, quiet_trial_logs
 
 
 def _ray_placement(rank: int, world_size: int, device: torch.device) -> dict[str, Any]:
@@ -151,6 +152,7 @@ class RayTrainSession(WritesRunFiles):
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """What every ``TorchTrainer`` rank runs: ``train`` with a ``RayTrainSession``."""
+    quiet_trial_logs()
     session = RayTrainSession(loop_config["folder"], loop_config["trial_id"], loop_config["echo"])
     train(Config.from_dict(loop_config["config"]), session)
 
@@ -219,6 +221,7 @@ def torch_trainer(
             storage_path=storage.uri,
             callbacks=callbacks or [],
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.keep_checkpoints),
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # not a line per checkpoint
             failure_config=ray.train.FailureConfig(  # type: ignore[call-arg]  # a V2 field
                 max_failures=0, controller_failure_limit=0
             ),
@@ -289,6 +292,7 @@ def make_trainable(experiment: str, resources: RayResources) -> Callable[[dict[s
     def ucc_trial(trial_config: dict[str, Any]) -> None:
         context = ray.tune.get_context()
         trial_id = context.get_trial_id()
+        quiet_trial_logs()
         storage = Storage(experiment)
         files = RunFolder(storage.child(Path(context.get_trial_dir()).name))
         if files.info().get("ended") and report_last_row(files):
@@ -306,24 +310,14 @@ def make_trainable(experiment: str, resources: RayResources) -> Callable[[dict[s
         folder, runs = files.storage.uri, storage.child(TRAIN_RUNS_DIR)
         name = f"{TRAIN_RUN_PREFIX}{trial_id}"
         trainer = torch_trainer(config, resources, runs, name, folder, trial_id, [TuneReportCallback()])
+        recorded = len(recorded_rows(files))
         result = trainer.fit()
         if result.error is not None:
             raise result.error
-        final = dict(result.metrics or {})
-        final["checkpoint_path"] = result.checkpoint.path if result.checkpoint else None
-        ray.tune.report(final)
+        if len(recorded_rows(files)) == recorded:  # each epoch reached Tune once, through the callback
+            report_last_row(files)  # none: restored with nothing left to train
 
     return ucc_trial
-
-
-def report_last_row(files: RunFolder) -> bool:
-    """Report a trial's last recorded row to Tune again (a trial with nothing left to train must
-    still end with its final result, or Tune and the searcher keep an older one); False if none."""
-    storage = files.storage
-    history = read_history(storage.read_text(METRICS_FILE)) if storage.exists(METRICS_FILE) else []
-    if history:
-        ray.tune.report(history[-1])
-    return bool(history)
 
 
 # --- the search ----------------------------------------------------------------------------------
@@ -348,6 +342,7 @@ def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
         epochs=plan.epochs,
     )
     seed_searcher_study(plan, searcher)
+    budget = TimeBudget(plan.time_budget_s)
     scheduler = FIFOScheduler()
     if plan.scheduler == "asha":
         scheduler = ASHAScheduler(
@@ -358,10 +353,9 @@ def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
     return ray.tune.Tuner(
         trainable,
         tune_config=ray.tune.TuneConfig(
-            search_alg=searcher,
+            search_alg=BudgetLimiter(searcher, resources.concurrency, budget),
             scheduler=scheduler,
             num_samples=plan.num_samples,
-            max_concurrent_trials=resources.concurrency,
             # a finished trial's process runs the next trial: no new actor, imports or CUDA
             # context per trial (the main share of an in-process trial's overhead)
             reuse_actors=True,
@@ -369,10 +363,11 @@ def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
         run_config=ray.tune.RunConfig(
             name=plan.name,
             storage_path=plan.storage,
-            callbacks=search_callbacks(plan),
+            callbacks=[*search_callbacks(plan), budget, progress_view(plan)],
+            stop=budget,
             failure_config=ray.tune.FailureConfig(max_failures=plan.max_failures),
             checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=plan.keep_checkpoints),
-            verbose=1,
+            verbose=0,  # Ray's trial table off: progress_view prints ours
         ),
     )
 
@@ -383,6 +378,7 @@ def experiment_exists(location: str) -> bool:
 
 def run_search(plan: SearchPlan, resources: RayResources) -> list[dict[str, Any]]:
     """Run (or resume) the search; per trial: ``trial_id``, its folder's name, ``error``."""
+    quiet_driver_output()
     grid = make_tuner(plan, resources).fit()
     results = [grid[i] for i in range(len(grid))]
     return [
