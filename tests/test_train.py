@@ -178,7 +178,8 @@ def test_resume_skips_a_damaged_checkpoint_and_records_each_epoch_once(
     checkpoint (epoch 2) is then damaged, the resume names it and goes on from epoch 1. Every
     second epoch checkpointed: epoch 2 has no checkpoint, the resume goes on from epoch 1. Either
     way epoch 2 runs again, and metrics.jsonl ends with exactly one line per epoch."""
-    config = tiny(epochs=4, checkpoint_every=checkpoint_every, keep_checkpoints=3)
+    # min_delta=1: no epoch after the first is a new best, which would be checkpointed off schedule
+    config = tiny(epochs=4, checkpoint_every=checkpoint_every, keep_checkpoints=3, min_delta=1.0)
     interrupted = InterruptAfter(tmp_path)
     interrupted.stop_epoch = 2
     with pytest.raises(Interrupt):
@@ -223,14 +224,14 @@ def test_collapse_reasons_by_hand() -> None:
 def test_a_collapsed_model_stops_the_run_at_its_first_evaluation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    real = train_module.build_model
+    real = train_module.build
 
     def saturated(*args: Any, **kwargs: Any) -> Any:
         model = real(*args, **kwargs)
         model.encoder.register_forward_hook(lambda module, inputs, out: torch.ones_like(out))
         return model
 
-    monkeypatch.setattr(train_module, "build_model", saturated)
+    monkeypatch.setattr(train_module, "build", saturated)
     with pytest.raises(FeatureCollapseError, match="collapsed at epoch 0: all 10 features are saturated"):
         train(tiny(), LocalSession(tmp_path / "lib"))
     assert not (tmp_path / "lib" / "metrics.jsonl").exists()  # nothing reported for that epoch
