@@ -65,6 +65,15 @@ def test_best_metrics_are_the_schemas_objectives_and_bad_knobs_are_refused() -> 
         tiny(best_metric="accuracy")
 
 
+def test_a_search_refuses_early_stopping_before_ray_starts(tmp_path: Path, capsys) -> None:
+    from ucc_tune import search
+
+    args = ["--space", "smoke", "--set", "patience=2", "--seeds", "1", "--storage-path", str(tmp_path)]
+    assert search.main(args) == 2
+    assert "patience > 0 would end trials early" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_real_run_stops_early_and_tests_the_best_weights(tmp_path: Path, capsys) -> None:
     """min_delta=1: no evaluation after the first can improve, so patience 1 stops the run after
     its second evaluation (epoch 1, evaluated every epoch) with epoch 0 the best."""
