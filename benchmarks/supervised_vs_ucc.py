@@ -21,9 +21,10 @@ import numpy as np
 
 from benchmarks.common import write_results
 from benchmarks.quality_digits import one_seed
-from ucc_tune.config import SUPERVISION_LABELS, Config
+from ucc_tune.config import SUPERVISION_LABELS, Config, Supervision
 from ucc_tune.config_args import parse_assignments
 
+FAMILIES: tuple[Supervision, ...] = ("ucc", "instance")
 BUDGET = {"epochs": 5, "steps_per_epoch": 40, "eval_every": 5}  # about 6 minutes for 6 runs on 2 cores
 
 
@@ -49,9 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ucc = Config.from_dict(BUDGET | parse_assignments(args.set))
     start = time.perf_counter()
-    families = {
-        kind: family(dataclasses.replace(ucc, supervision=kind), args.seeds) for kind in ("ucc", "instance")
-    }
+    families = {kind: family(dataclasses.replace(ucc, supervision=kind), args.seeds) for kind in FAMILIES}
     figures = {
         "config": ucc.to_dict(),
         "instances_per_step": ucc.bags_per_batch * ucc.bag_size,
