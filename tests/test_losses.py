@@ -17,6 +17,7 @@ from ucc_tune.config import Config
 from ucc_tune.losses import (
     RECON_KINDS,
     MSSSIMFallbackWarning,
+    instance_loss,
     ms_ssim_window_size,
     rcc_loss,
     reconstruction_loss,
@@ -314,3 +315,13 @@ def test_accepts_the_real_config() -> None:
     config = replace(Config(), alpha=0.5, rcc_weight=1.0, bag_size=4, ucc_min=1, ucc_max=2)
     terms = total_loss(config, outputs, batch)
     assert bool(torch.isfinite(terms.total))
+
+
+def test_instance_loss_is_the_cross_entropy_of_each_instance() -> None:
+    # softmax of (0, ln 3) is (1/4, 3/4): -log(3/4) for class 1, -log(1/4) for class 0
+    logits = torch.tensor([[0.0, math.log(3.0)], [0.0, math.log(3.0)]])
+    terms = instance_loss(logits, torch.tensor([1, 0]))
+    torch.testing.assert_close(terms.total, torch.tensor((math.log(4 / 3) + math.log(4)) / 2))
+    assert float(terms.ucc) == float(terms.recon) == float(terms.rcc) == 0.0
+    with pytest.raises(ValueError, match=r"instance_loss needs logits \(B, K\) and target \(B,\)"):
+        instance_loss(logits, torch.tensor([1]))

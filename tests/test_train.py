@@ -78,7 +78,11 @@ class InterruptAfter(LocalSession):
             raise Interrupt
 
 
-@pytest.mark.parametrize("config", [tiny(), tiny(augment_flip=True, head_dropout=0.2, rcc_weight=0.5)])
+# the second also tracks the best weights (patience) through the resume: its test uses them
+RESUMED = [tiny(), tiny(augment_flip=True, head_dropout=0.2, rcc_weight=0.5, eval_every=1, patience=5)]
+
+
+@pytest.mark.parametrize("config", RESUMED)
 def test_resume_continues_exactly(tmp_path: Path, config: Config) -> None:
     straight = LocalSession(tmp_path / "straight")
     train(config, straight)
@@ -178,7 +182,8 @@ def test_resume_skips_a_damaged_checkpoint_and_records_each_epoch_once(
     checkpoint (epoch 2) is then damaged, the resume names it and goes on from epoch 1. Every
     second epoch checkpointed: epoch 2 has no checkpoint, the resume goes on from epoch 1. Either
     way epoch 2 runs again, and metrics.jsonl ends with exactly one line per epoch."""
-    config = tiny(epochs=4, checkpoint_every=checkpoint_every, keep_checkpoints=3)
+    # min_delta=1: no epoch after the first is a new best, which would be checkpointed off schedule
+    config = tiny(epochs=4, checkpoint_every=checkpoint_every, keep_checkpoints=3, min_delta=1.0)
     interrupted = InterruptAfter(tmp_path)
     interrupted.stop_epoch = 2
     with pytest.raises(Interrupt):
@@ -223,14 +228,14 @@ def test_collapse_reasons_by_hand() -> None:
 def test_a_collapsed_model_stops_the_run_at_its_first_evaluation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    real = train_module.build_model
+    real = train_module.build
 
     def saturated(*args: Any, **kwargs: Any) -> Any:
         model = real(*args, **kwargs)
         model.encoder.register_forward_hook(lambda module, inputs, out: torch.ones_like(out))
         return model
 
-    monkeypatch.setattr(train_module, "build_model", saturated)
+    monkeypatch.setattr(train_module, "build", saturated)
     with pytest.raises(FeatureCollapseError, match="collapsed at epoch 0: all 10 features are saturated"):
         train(tiny(), LocalSession(tmp_path / "lib"))
     assert not (tmp_path / "lib" / "metrics.jsonl").exists()  # nothing reported for that epoch
@@ -261,3 +266,24 @@ def test_the_paper_model_trains_on_mnist_sample(tmp_path: Path) -> None:
     final = train(config, LocalSession(tmp_path))
     assert np.isfinite(final["train_loss"]) and 0 <= final["test_kmeans_acc"] <= 1
     assert (tmp_path / "metrics.jsonl").is_file()
+
+
+def test_cli_trains_the_supervised_baseline_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "sup"
+    sets = ["epochs=1", "steps_per_epoch=2", "bag_size=8", "bags_per_label=2", "eval_bags_per_label=3"]
+    sets += ["supervision=instance", "num_threads=1", "test_cluster_methods=kmeans", "model=linear"]
+    assert train_main([a for kv in sets for a in ("--set", kv)] + ["--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "(supervised baseline (instance labels)) on digits" in printed
+    assert "supervised baseline (instance labels): ran all 1 epochs" in printed
+    record = json.loads((out / "run.json").read_text())
+    assert record["outcome"]["supervision"] == "supervised baseline (instance labels)"
+    assert record["config"]["supervision"] == "instance"
+    (row,) = read_jsonl(out / "metrics.jsonl")
+    # cross-entropy over 10 classes starts near ln 10; no UCC head, so no UCC terms or accuracy
+    assert 1.0 < row["train_loss"] < 3.5 and row["train_ucc_loss"] == row["train_recon_loss"] == 0
+    assert np.isnan(row["val_ucc_acc"]) and 1.0 < row["val_loss"] < 3.5
+    assert 0 <= row["test_kmeans_acc"] <= 1
+    assert not (out / "artifacts" / "reconstructions.png").exists()

@@ -34,9 +34,18 @@ Device = Literal["auto", "cpu", "cuda"]
 ClusterMethod = Literal["kmeans", "spectral", "kmedoids"]
 ModelName = Literal["paper", "conv", "linear", "pca"]  # the keys of ucc_tune.models.MODELS
 PaperPadding = Literal["keras", "symmetric"]  # stride-2 convs of model=paper: Keras 'same' or padding=1
+Supervision = Literal["ucc", "instance"]  # bag labels (UCC) or the supervised baseline's instance labels
+# the metrics a run may keep its best checkpoint by: ucc_tune.schema.OBJECTIVES (a test keeps them equal)
+BestMetric = Literal[
+    "cluster_acc", "cluster_nmi", "cluster_ari", "js_min", "js_mean", "val_ucc_acc", "val_loss"
+]
 
 CLUSTER_METHODS: tuple[str, ...] = get_args(ClusterMethod)
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
+SUPERVISION_LABELS: dict[str, str] = {
+    "ucc": "UCC (bag labels only)",
+    "instance": "supervised baseline (instance labels)",
+}
 MODELS_WITH_DROPOUT: tuple[str, ...] = ("linear",)  # models whose encoder and decoder have dropout
 DATASET_CLASSES: dict[str, int | None] = {name: facts.classes for name, facts in CATALOG.items()}
 
@@ -78,6 +87,7 @@ class Config:
     head_dropout: float = 0.0
     encoder_dropout: float = 0.0  # dropout of the MODELS_WITH_DROPOUT
     paper_padding: PaperPadding = "keras"  # only model=paper reads it; "keras" runs ported weights exactly
+    supervision: Supervision = "ucc"  # "instance": encoder -> features -> linear classifier, cross-entropy
 
     # --- loss -----------------------------------------------------------------------------
     alpha: float = 0.5
@@ -92,6 +102,9 @@ class Config:
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
     epochs: int = 10
     steps_per_epoch: int = 100
+    best_metric: BestMetric = "cluster_acc"  # kept in checkpoints/best/, followed by early stopping
+    patience: int = 0  # evaluations without an improvement of min_delta before stopping; 0: never
+    min_delta: float = 0.0
 
     # --- evaluation -----------------------------------------------------------------------
     eval_every: int = 1
@@ -162,7 +175,7 @@ class Config:
 
     @property
     def use_decoder(self) -> bool:
-        return self.alpha < 1.0
+        return self.alpha < 1.0 and self.supervision == "ucc"
 
     @property
     def use_rcc(self) -> bool:
@@ -304,6 +317,17 @@ def _validate(c: Config) -> None:
         f"encoder_dropout={c.encoder_dropout} would do nothing: model={c.model!r} has no dropout layers; "
         f"the models with dropout are {', '.join(MODELS_WITH_DROPOUT)}",
     )
+    if c.supervision == "instance":  # alpha, recon_loss and the KDE/head sizes are ignored
+        _require(
+            c.rcc_weight == 0 and c.consistency_weight == 0,
+            f"supervision='instance' trains no RCC head: rcc_weight={c.rcc_weight} and "
+            f"consistency_weight={c.consistency_weight} must be 0",
+        )
+        _require(
+            c.best_metric != "val_ucc_acc",
+            "best_metric='val_ucc_acc' is not measured with supervision='instance' (no UCC head); "
+            "choose a clustering metric or val_loss",
+        )
 
     # loss
     _require(0 <= c.alpha <= 1, f"alpha={c.alpha} must be in [0, 1]")
@@ -320,6 +344,12 @@ def _validate(c: Config) -> None:
     _require(c.grad_clip >= 0, f"grad_clip={c.grad_clip} must be >= 0 (0 disables clipping)")
     _require(c.epochs >= 1, f"epochs={c.epochs} must be >= 1")
     _require(c.steps_per_epoch >= 1, f"steps_per_epoch={c.steps_per_epoch} must be >= 1")
+    _require(c.patience >= 0, f"patience={c.patience} must be >= 0 (0: no early stopping)")
+    _require(c.min_delta >= 0, f"min_delta={c.min_delta} must be >= 0")
+    _require(
+        c.patience == 0 or c.seeds == 1,
+        f"patience={c.patience} stops one run early; a run of seeds={c.seeds} cannot (use seeds=1)",
+    )
 
     # evaluation
     _require(c.eval_every >= 1, f"eval_every={c.eval_every} must be >= 1")

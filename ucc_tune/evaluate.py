@@ -38,6 +38,7 @@ from ucc_tune.config_args import add_config_arguments, config_values
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.loading import SPLITS
 from ucc_tune.data.sources import DatasetNotFoundError
+from ucc_tune.models import UCCModel
 from ucc_tune.models.keras_weights import load_keras_weights
 from ucc_tune.provenance import provenance
 from ucc_tune.schema import CHECKPOINT_STATE_FILE, EVALUATION_FILE, RUN_FILE
@@ -204,6 +205,8 @@ def load_weights(run: Run, source: Source, state: dict[str, Any] | None) -> None
     """The checkpoint's (or the Keras file's) weights into the run's model, shapes checked first."""
     model = run.model_core
     if state is None:
+        if not isinstance(model, UCCModel):
+            raise EvaluationError("the authors' Keras weights are a UCC model's: use supervision=ucc")
         try:
             load_keras_weights(model, source.weights)
         except (ValueError, FileNotFoundError) as err:

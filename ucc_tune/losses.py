@@ -68,14 +68,19 @@ def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
-def ucc_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of ``(B, K)`` logits (not probabilities) against ``(B,)`` label indices."""
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, name: str = "cross_entropy") -> torch.Tensor:
+    """Mean cross-entropy of ``(B, K)`` logits (not probabilities) against ``(B,)`` label indices;
+    ``name`` is the caller named in a shape error."""
     if logits.dim() != 2 or target.shape != logits.shape[:1]:
         raise ValueError(
-            f"ucc_loss needs logits (B, K) and target (B,), "
-            f"got {tuple(logits.shape)} and {tuple(target.shape)}"
+            f"{name} needs logits (B, K) and target (B,), got {tuple(logits.shape)} and {tuple(target.shape)}"
         )
     return F.cross_entropy(_at_least_float32(logits), target)
+
+
+def ucc_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``(B, K)`` logits over ucc labels against ``(B,)`` label indices."""
+    return cross_entropy(logits, target, "ucc_loss")
 
 
 def ssim_window_size(height: int, width: int) -> int:
@@ -274,3 +279,11 @@ def total_loss(config: LossConfig, outputs: LossOutputs, batch: LossBatch) -> Lo
         if weight != 0:
             total = total + weight * term
     return LossTerms(total=total, ucc=ucc, recon=recon, rcc=rcc, consistency=consistency)
+
+
+def instance_loss(logits: torch.Tensor, labels: torch.Tensor) -> LossTerms:
+    """The supervised baseline's loss: cross-entropy of every instance's ``(N, C)`` logits against
+    its ``(N,)`` class index; it is the total, and the UCC terms are zero."""
+    loss = cross_entropy(logits, labels, "instance_loss")
+    zero = torch.zeros((), device=logits.device)
+    return LossTerms(total=loss, ucc=zero, recon=zero, rcc=zero, consistency=zero)

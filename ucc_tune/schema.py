@@ -48,6 +48,9 @@ EPOCH_METRICS: dict[str, Direction | None] = {
     "seeds_collapsed": None,  # how many of them collapsed (and stopped training)
 }
 METRIC_NAMES: tuple[str, ...] = tuple(EPOCH_METRICS)
+# beside the metrics, a one-seed run's rows carry the best evaluation of ``Config.best_metric`` so
+# far (its epoch and value), and its last row the epoch whose weights the test split scored
+BEST_EPOCH, BEST_VALUE, TESTED_EPOCH = "best_eval_epoch", "best_eval_value", "tested_epoch"
 # the metrics of a trial's history that get last_<name> and best_<name> columns
 REPORTED: tuple[str, ...] = tuple(name for name, d in EPOCH_METRICS.items() if d is not None)
 
@@ -104,11 +107,16 @@ def last_and_best(history: Iterable[Mapping[str, Any]], names: Iterable[str]) ->
     return out
 
 
-def evaluations(history: Sequence[Mapping[str, Any]], name: str) -> list[float]:
-    """The values of ``name`` at the epochs that measured it: clustering and JS scores only where
-    the clustering evaluation ran (``cluster_eval_epoch == epoch``; other rows repeat it)."""
+def evaluated(row: Mapping[str, Any], name: str) -> bool:
+    """Whether the epoch of ``row`` measured ``name``: clustering and JS scores only where the
+    clustering evaluation ran (``cluster_eval_epoch == epoch``; other rows repeat it)."""
     clustered = name.startswith(("cluster_", "js_", "mean_clustering_"))
-    rows = [r for r in history if not clustered or r.get("cluster_eval_epoch") == r.get("epoch")]
+    return not clustered or row.get("cluster_eval_epoch") == row.get("epoch")
+
+
+def evaluations(history: Sequence[Mapping[str, Any]], name: str) -> list[float]:
+    """The values of ``name`` at the epochs that measured it (``evaluated``)."""
+    rows = [r for r in history if evaluated(r, name)]
     values = [_number(r.get(name)) for r in rows]
     return [v for v in values if v is not None and math.isfinite(v)]
 
@@ -156,6 +164,7 @@ TEST_FEATURES_FILE = "test_features.npz"
 CLUSTER_MODEL_FILE = "cluster_model.npz"  # PCA, centres and cluster -> class matching per method
 RECONSTRUCTIONS_FILE = "reconstructions.png"
 CHECKPOINT_STATE_FILE = "state.pt"
+BEST_CHECKPOINT_DIR = "best"  # checkpoints/best/: the best epoch's checkpoint, beside epoch_NNNN/
 EVALUATION_FILE = "evaluation.json"  # what python -m ucc_tune.evaluate measured, and of what
 SEARCH_FILE = "search.json"  # what a search ran: plan, versions, git commit (written once)
 STUDY_FILE = "optuna.db"  # the Optuna study (SQLite)

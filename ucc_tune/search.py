@@ -241,6 +241,9 @@ def _resolve_space(
         print(f"defaults of dataset {fixed['dataset']}: {added} (set them to override)")
         fixed |= added
     _check_datasets(configs)
+    if any(c.patience > 0 for c in configs):
+        raise UsageError("patience > 0 would end trials early on their own; in a search the scheduler "
+                         "decides (--scheduler asha): leave patience at 0")  # fmt: skip
     return space, searched, configs, fixed
 
 

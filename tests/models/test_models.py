@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ucc_tune.config import Config, ModelName
-from ucc_tune.models import MODELS, MODELS_WITH_DROPOUT, build_model
+from ucc_tune.config import Config, ConfigError, ModelName
+from ucc_tune.models import MODELS, MODELS_WITH_DROPOUT, InstanceClassifier, build, build_model
 from ucc_tune.models.decoders import PaperDecoder, upsample_nearest
 from ucc_tune.models.encoders import PaperEncoder, PreActBlock, same_padding
 
@@ -194,3 +194,25 @@ def test_keras_padding_pads_after_on_even_sizes_and_evenly_on_odd_ones() -> None
         assert not torch.allclose(keras(h), symmetric(h))
     with pytest.raises(ValueError, match="padding='same' is unknown; choose keras or symmetric"):
         PreActBlock(4, 8, 2, "same")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_supervised_baseline_is_the_same_encoder_and_a_linear_classifier(name: ModelName) -> None:
+    config = Config(model=name, supervision="instance", num_features=6)
+    torch.manual_seed(0)
+    model = build(config, SHAPES["digits"], num_classes=10)
+    torch.manual_seed(0)
+    ucc = build_model(dataclasses.replace(config, supervision="ucc"), SHAPES["digits"], num_classes=10)
+    assert isinstance(model, InstanceClassifier) and model.decoder is None
+    assert count(model) == count(ucc.encoder) + 6 * 10 + 10  # the encoder, then Linear(J, classes)
+    assert torch.equal(next(model.encoder.parameters()), next(ucc.encoder.parameters()))
+    out = model(torch.randn(3, 4, *SHAPES["digits"]))  # 3 bags of 4 instances
+    assert out.features.shape == (3, 4, 6) and out.logits.shape == (12, 10)
+    torch.testing.assert_close(out.logits, model.classifier(out.features.reshape(12, 6)))
+
+
+def test_the_supervised_baseline_refuses_the_ucc_only_knobs() -> None:
+    with pytest.raises(ConfigError, match=r"supervision='instance' trains no RCC head: rcc_weight=0\.5"):
+        Config(supervision="instance", rcc_weight=0.5)
+    with pytest.raises(ConfigError, match="best_metric='val_ucc_acc' is not measured"):
+        Config(supervision="instance", best_metric="val_ucc_acc")

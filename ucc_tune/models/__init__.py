@@ -1,7 +1,9 @@
 """Models: the KDE layer, encoders/decoders and the UCC wiring; ``MODELS`` names the architectures.
 
-``build_model(config, image_shape, num_classes)`` is the one constructor: the image shape and
-class count come from the loaded data, every other size from the ``Config``.
+``build_model(config, image_shape, num_classes)`` is the one constructor of the UCC model: the
+image shape and class count come from the loaded data, every other size from the ``Config``.
+``build(...)``, what training calls, gives it, or with ``supervision="instance"`` the supervised
+baseline (``InstanceClassifier``) on the same encoder.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from torch import nn
 
 from ucc_tune.config import MODELS_WITH_DROPOUT
 from ucc_tune.models import decoders, encoders
+from ucc_tune.models.supervised import InstanceClassifier, InstanceOutput
 from ucc_tune.models.ucc import UCCModel, UCCOutput
 
 if TYPE_CHECKING:
@@ -25,6 +28,21 @@ MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "linear": (encoders.LinearEncoder, decoders.LinearDecoder),
     "pca": (encoders.PCAEncoder, decoders.PCADecoder),
 }
+Model = UCCModel | InstanceClassifier  # what build returns
+
+
+def build(config: Config, image_shape: tuple[int, int, int], num_classes: int) -> Model:
+    """The model a run of ``config`` trains: the UCC model (``build_model``), or with
+    ``supervision="instance"`` the supervised baseline on the same encoder."""
+    if config.supervision == "instance":
+        return InstanceClassifier(_encoder(config, image_shape), config.num_features, num_classes)
+    return build_model(config, image_shape, num_classes)
+
+
+def _encoder(config: Config, image_shape: tuple[int, int, int]) -> nn.Module:
+    extra = {"dropout": config.encoder_dropout} if config.model in MODELS_WITH_DROPOUT else {}
+    padding = {"padding": config.paper_padding} if config.model == "paper" else {}
+    return MODELS[config.model][0](image_shape, config.num_features, **extra, **padding)
 
 
 def build_model(config: Config, image_shape: tuple[int, int, int], num_classes: int) -> UCCModel:
@@ -43,9 +61,8 @@ def build_model(config: Config, image_shape: tuple[int, int, int], num_classes: 
             f"dropout layers; the models with dropout are {', '.join(MODELS_WITH_DROPOUT)}"
         )
     extra = {"dropout": config.encoder_dropout} if has_dropout else {}
-    encoder_cls, decoder_cls = MODELS[config.model]
-    padding = {"padding": config.paper_padding} if config.model == "paper" else {}
-    encoder = encoder_cls(image_shape, config.num_features, **extra, **padding)
+    encoder = _encoder(config, image_shape)  # before the decoder: the seed's draws keep their order
+    decoder_cls = MODELS[config.model][1]
     decoder = decoder_cls(image_shape, config.num_features, **extra) if config.use_decoder else None
     return UCCModel(
         encoder,
@@ -62,4 +79,14 @@ def build_model(config: Config, image_shape: tuple[int, int, int], num_classes: 
     )
 
 
-__all__ = ["MODELS", "MODELS_WITH_DROPOUT", "UCCModel", "UCCOutput", "build_model"]
+__all__ = [
+    "MODELS",
+    "MODELS_WITH_DROPOUT",
+    "InstanceClassifier",
+    "InstanceOutput",
+    "Model",
+    "UCCModel",
+    "UCCOutput",
+    "build",
+    "build_model",
+]

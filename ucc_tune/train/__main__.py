@@ -14,15 +14,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ucc_tune.config import Config, ConfigError
+from ucc_tune.config import SUPERVISION_LABELS, Config, ConfigError
 from ucc_tune.config_args import add_config_arguments, config_values, defaults_from_dataset
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
 from ucc_tune.plan import ResourceError
-from ucc_tune.schema import DDP_RUN_NAME, METRICS_FILE, RUN_FILE
+from ucc_tune.schema import BEST_CHECKPOINT_DIR, DDP_RUN_NAME, METRICS_FILE, RUN_FILE
 from ucc_tune.train.loop import FeatureCollapseError, NonFiniteLossError
 from ucc_tune.train.seeds import train
-from ucc_tune.train.session import LocalSession
+from ucc_tune.train.session import LocalSession, RunFolder
+from ucc_tune.train.stopping import run_outcome
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +69,17 @@ class ProgressPrinter:
         )
 
 
-def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
-    print("\nfinal metrics:")
+def print_summary(metrics: dict[str, Any], run_dir: Path, outcome: dict[str, Any]) -> None:
+    print(f"\n{outcome['supervision']}: {outcome['stop_reason']}")
+    if outcome["best_epoch"] is not None:
+        print(
+            f"best epoch {outcome['best_epoch']} (from 0): {outcome['best_metric']} "
+            f"{outcome['best_value']:.4f}, kept in checkpoints/{BEST_CHECKPOINT_DIR}/"
+        )
+    if outcome["tested_epoch"] is not None:
+        whose = "the best" if outcome["tested_epoch"] == outcome["best_epoch"] else "the last"
+        print(f"test split scored with the weights of epoch {outcome['tested_epoch']} ({whose})")
+    print("final metrics:")
     for key in sorted(k for k in metrics if k.startswith("test_") or k in ("val_ucc_acc", "cluster_acc")):
         value = metrics[key]
         print(f"  {key:28s} {value:.4f}" if isinstance(value, float) else f"  {key:28s} {value}")
@@ -118,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         if config.seeds > 1
         else ""
     )
-    print(f"training {config.model} on {config.dataset}{seeds} -> {out}", flush=True)
+    kind = SUPERVISION_LABELS[config.supervision]
+    print(f"training {config.model} ({kind}) on {config.dataset}{seeds} -> {out}", flush=True)
     try:
         metrics = run_training(config, out, args.resume, args.gpus_per_worker)
     except (DatasetNotFoundError, BagSizeError, ResourceError) as err:
@@ -127,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FeatureCollapseError, NonFiniteLossError) as err:  # the run failed, said in one line
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print_summary(metrics, out)
+    outcome = run_outcome(config, metrics)
+    RunFolder(out).update_info(outcome=outcome)
+    print_summary(metrics, out, outcome)
     return 0
 
 

@@ -1,5 +1,6 @@
 """Checkpoints that continue a run exactly: weights, optimizer, AMP scaler, every rank's bag
-stream, every random generator, the last evaluation and the training time so far."""
+stream, every random generator, the last evaluation, the training time so far and the best
+epoch so far (with its weights when early stopping is on)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,8 @@ def save_checkpoint(run: Run, epoch: int, folder: Path, samplers: list[dict[str,
         "samplers": samplers,  # one per rank: each rank continues its own bag stream
         "rng": rng_state(),
         "last_eval": run.last_eval,
+        "best": run.best.state_dict(),
+        "best_weights": run.best_weights,  # None unless patience > 0
     }
     torch.save(state, folder / CHECKPOINT_STATE_FILE)
     run.config.to_json(folder / CONFIG_FILE)
@@ -95,4 +98,9 @@ def load_checkpoint(run: Run, folder: Path) -> None:
     set_rng_state(state["rng"])
     run.last_eval = dict(state["last_eval"])
     run.start_epoch = int(state["epoch"]) + 1
+    if "best" in state:  # checkpoints written before the best epoch was tracked lack it
+        run.best.load_state_dict(state["best"])
+        run.best_weights = state["best_weights"]
+    if run.best.exhausted(run.config.patience):  # the run stopped early there: nothing is left
+        run.start_epoch = run.config.epochs
     run.time_before = float(state.get("time_s", 0.0))

@@ -14,7 +14,8 @@ import random
 import tempfile
 import time
 import warnings
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,14 @@ from ucc_tune.config import Config
 from ucc_tune.data.augment import augment
 from ucc_tune.data.bags import BagBatch, BagStream, eval_bags, iterate_bags
 from ucc_tune.data.loading import Data, load_data
-from ucc_tune.losses import total_loss
-from ucc_tune.models import build_model
+from ucc_tune.losses import LossTerms, instance_loss, total_loss
+from ucc_tune.models import InstanceOutput, Model, UCCOutput, build
+from ucc_tune.schema import BEST_EPOCH, BEST_VALUE, TESTED_EPOCH, evaluated
 from ucc_tune.train.artifacts import write_artifacts
 from ucc_tune.train.checkpoint import load_checkpoint, sampler_states, save_checkpoint
 from ucc_tune.train.run import Run, unwrap
 from ucc_tune.train.session import Session
+from ucc_tune.train.stopping import BestSoFar
 
 LOSS_TERMS = ("total", "ucc", "recon", "rcc", "consistency")
 
@@ -102,7 +105,7 @@ def setup(config: Config, session: Session, data: Data | None = None) -> Run:
     device = session.device(config.device)
     session.start(config.to_dict(), device)
     data = (data or load_data(config)).to(device)
-    model: nn.Module = build_model(config, data.image_shape, data.num_classes).to(device)
+    model: nn.Module = build(config, data.image_shape, data.num_classes).to(device)
     if config.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         unwrap(model).channels_last = True  # inputs follow in UCCModel.forward
@@ -119,6 +122,9 @@ def setup(config: Config, session: Session, data: Data | None = None) -> Run:
         config.eval_bags_per_label, seed=config.seed,
     )  # fmt: skip
     run = Run(config, session, device, data, model, optimizer, scaler, stream, val_bags, amp_dtype)
+    run.best = BestSoFar(config.best_metric)
+    if config.supervision == "instance":  # every instance's class, looked up on the device
+        run.labels = {split: torch.as_tensor(y, device=device) for split, y in data.labels.items()}
     checkpoint = session.latest_checkpoint()
     if checkpoint is not None:
         load_checkpoint(run, Path(checkpoint))
@@ -173,7 +179,7 @@ def train_step(run: Run, batch: BagBatch) -> torch.Tensor:
     x = augment(batch.x, c.augment_flip, c.augment_rot90, c.augment_max_angle)
     with _autocast(run):
         outputs = run.model(x)
-        terms = total_loss(c, outputs, batch._replace(x=x))
+        terms = _loss(run, outputs, batch._replace(x=x), "train")
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(terms.total).backward()
     if c.grad_clip > 0:
@@ -182,6 +188,13 @@ def train_step(run: Run, batch: BagBatch) -> torch.Tensor:
     run.scaler.step(run.optimizer)
     run.scaler.update()
     return torch.stack([getattr(terms, t).detach().float() for t in LOSS_TERMS])
+
+
+def _loss(run: Run, outputs: UCCOutput | InstanceOutput, batch: BagBatch, split: str) -> LossTerms:
+    """The UCC loss of bags, or the supervised baseline's cross-entropy of their instances."""
+    if isinstance(outputs, InstanceOutput):
+        return instance_loss(outputs.logits, run.labels[split][batch.ids.reshape(-1)])
+    return total_loss(run.config, outputs, batch)
 
 
 def _raise_if_non_finite(epoch: int, bad_step: int, bad_values: torch.Tensor) -> None:
@@ -202,19 +215,22 @@ def _autocast(run: Run) -> Any:
 
 @torch.no_grad()
 def validate(run: Run) -> dict[str, float]:
-    """UCC accuracy and total loss on the fixed validation bags."""
+    """UCC accuracy and total loss on the fixed validation bags (the supervised baseline: NaN
+    accuracy, it has no UCC head, and the cross-entropy of the bags' instances)."""
     model = run.model_core
     model.eval()
     correct, loss_sum, count = 0, 0.0, 0
     for batch in iterate_bags(run.data.images["val"], run.val_bags, run.config.bags_per_batch):
         with _autocast(run):
             outputs = model(batch.x)
-            terms = total_loss(run.config, outputs, batch)
-        correct += int((outputs.ucc_logits.argmax(1) == batch.ucc).sum())
+            terms = _loss(run, outputs, batch, "val")
+        if isinstance(outputs, UCCOutput):
+            correct += int((outputs.ucc_logits.argmax(1) == batch.ucc).sum())
         loss_sum += float(terms.total) * len(batch.ucc)
         count += len(batch.ucc)
     model.train()
-    return {"val_ucc_acc": correct / count, "val_loss": loss_sum / count}
+    accuracy = correct / count if run.config.supervision == "ucc" else math.nan
+    return {"val_ucc_acc": accuracy, "val_loss": loss_sum / count}
 
 
 def cluster_eval(run: Run, split: str, methods: list[str]) -> dict[str, Any]:
@@ -268,18 +284,22 @@ def train_run(config: Config, session: Session) -> dict[str, Any]:
                 run.session.report(metrics, checkpoint_dir=folder if session.rank == 0 else None)
         else:
             run.session.report(metrics)
+        if run.stopped:
+            break
     return metrics
 
 
 def run_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], bool]:
-    """One epoch of ``run``: training, validation, the clustering evaluation when due, at the last
-    epoch the test split and the artifacts. Returns the epoch's metrics and whether a checkpoint
-    is due."""
+    """One epoch of ``run``: training, validation, the clustering evaluation when due, the best
+    epoch so far; at the last epoch (planned, or the one that exhausts ``patience``: then
+    ``run.stopped``) the test split and the artifacts. Returns the epoch's metrics and whether a
+    checkpoint is due (the schedule's, the last epoch's, or a new best one's)."""
     config, session = run.config, run.session
     # "epoch" counts from 0; "epochs_done" from 1 is ASHA's time attribute, so that a grace
     # period of E means E epochs run before a trial may be stopped
     metrics: dict[str, Any] = {"epoch": epoch, "epochs_done": epoch + 1, **train_epoch(run, epoch)}
     is_last = epoch == config.epochs - 1
+    improved = False
     if session.rank == 0:
         metrics.update(validate(run))
         if is_last or (epoch + 1) % config.eval_every == 0 or not run.last_eval:
@@ -287,15 +307,65 @@ def run_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], bool]:
             _raise_if_collapsed(run, summary, epoch)
             run.last_eval = eval_metrics(summary, config.cluster_method_list()[0], epoch)
         metrics.update(run.last_eval)
-        if is_last:
-            test = cluster_eval(run, "test", config.cluster_method_list(test=True))
-            metrics.update(test_metrics(test))
-            with session.artifacts() as folder:
-                write_artifacts(run, test, folder)
+        improved = track_best(run, metrics)
+    improved, run.stopped = _from_rank0(run, improved, is_last or run.best.exhausted(config.patience))
+    if run.stopped and session.rank == 0:
+        metrics.update(final_test(run, epoch))
     metrics["time_s"] = run.elapsed()
     metrics["seeds"] = 1  # a row of one seed; ucc_tune.train.seeds averages several
     metrics["seeds_collapsed"] = 0
-    return metrics, is_last or (epoch + 1) % config.checkpoint_every == 0
+    return metrics, run.stopped or improved or (epoch + 1) % config.checkpoint_every == 0
+
+
+def track_best(run: Run, metrics: dict[str, Any]) -> bool:
+    """Count the epoch of ``metrics`` as an evaluation of ``best_metric`` if it measured it (and
+    keep the weights of a new best when early stopping is on); add the best so far to
+    ``metrics``. True when this epoch is the new best."""
+    name, improved = run.config.best_metric, False
+    if evaluated(metrics, name):
+        improved = run.best.update(float(metrics[name]), int(metrics["epoch"]), run.config.min_delta)
+        if improved and run.config.patience > 0:
+            run.best_weights = {k: v.detach().clone() for k, v in run.model_core.state_dict().items()}
+    if run.best.epoch is not None:
+        metrics[BEST_EPOCH], metrics[BEST_VALUE] = run.best.epoch, run.best.value
+    return improved
+
+
+def _from_rank0(run: Run, *flags: bool) -> list[bool]:
+    """Rank 0's ``flags`` on every rank (only rank 0 evaluates; all ranks must stop together)."""
+    if run.session.world_size == 1:
+        return list(flags)
+    values = torch.tensor(flags, dtype=torch.int32, device=run.device)
+    torch.distributed.broadcast(values, src=0)
+    return [bool(v) for v in values.tolist()]
+
+
+def final_test(run: Run, epoch: int) -> dict[str, Any]:
+    """The test split's scores and the run's artifacts, with the best epoch's weights when early
+    stopping is on (``patience > 0``), else with the last ones (what a search ranks); the row
+    says which epoch's weights (``tested_epoch``)."""
+    config = run.config
+    best = run.best_weights if config.patience > 0 else None
+    with _weights(run.model_core, best):
+        test = cluster_eval(run, "test", config.cluster_method_list(test=True))
+        with run.session.artifacts() as folder:
+            write_artifacts(run, test, folder)
+    tested = run.best.epoch if best is not None else epoch
+    return {**test_metrics(test), TESTED_EPOCH: tested}
+
+
+@contextmanager
+def _weights(model: Model, weights: dict[str, torch.Tensor] | None) -> Iterator[None]:
+    """``model`` with ``weights`` loaded for the block (as it is when None), then as before."""
+    if weights is None:
+        yield
+        return
+    current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(weights)
+    try:
+        yield
+    finally:
+        model.load_state_dict(current)
 
 
 def write_checkpoint(run: Run, epoch: int, folder: Path) -> None:

@@ -12,14 +12,15 @@ from torch import nn
 from ucc_tune.config import Config
 from ucc_tune.data.bags import BagStream
 from ucc_tune.data.loading import Data
-from ucc_tune.models import UCCModel
+from ucc_tune.models import InstanceClassifier, Model, UCCModel
 from ucc_tune.train.session import Session
+from ucc_tune.train.stopping import BestSoFar
 
 
-def unwrap(model: nn.Module) -> UCCModel:
+def unwrap(model: nn.Module) -> Model:
     inner = getattr(model, "module", model)  # DDP
     inner = getattr(inner, "_orig_mod", inner)  # torch.compile
-    assert isinstance(inner, UCCModel)
+    assert isinstance(inner, (UCCModel, InstanceClassifier))
     return inner
 
 
@@ -40,11 +41,15 @@ class Run:
     start_epoch: int = 0
     last_eval: dict[str, Any] = field(default_factory=dict)
     time_before: float = 0.0  # training time of the runs this one resumed
+    best: BestSoFar = field(default_factory=lambda: BestSoFar("cluster_acc"))  # setup: best_metric
+    best_weights: dict[str, torch.Tensor] | None = None  # the best epoch's weights, with patience > 0
+    labels: dict[str, torch.Tensor] = field(default_factory=dict)  # per split; supervised baseline
+    stopped: bool = False  # the last epoch ran (planned, or patience exhausted)
     started: float = field(default_factory=time.perf_counter)
 
     @property
-    def model_core(self) -> UCCModel:
-        """The ``UCCModel`` inside any DDP or ``torch.compile`` wrapper."""
+    def model_core(self) -> Model:
+        """The ``UCCModel`` or ``InstanceClassifier`` inside any DDP or ``torch.compile`` wrapper."""
         return unwrap(self.model)
 
     def elapsed(self) -> float:

@@ -37,7 +37,7 @@ from torch import nn
 
 from ucc_tune.config import Config
 from ucc_tune.data.loading import load_data
-from ucc_tune.schema import SEEDS_DIR, seed_name
+from ucc_tune.schema import BEST_EPOCH, BEST_VALUE, SEEDS_DIR, TESTED_EPOCH, seed_name
 from ucc_tune.train.checkpoint import rng_state, set_rng_state
 from ucc_tune.train.loop import (
     FeatureCollapseError,
@@ -55,6 +55,7 @@ from ucc_tune.train.session import RunFolder, Session, WritesRunFiles
 
 # identical in every seed's row; every other metric is averaged over the seeds
 SHARED_KEYS = ("epoch", "epochs_done", "cluster_eval_epoch")
+OWN_KEYS = (BEST_EPOCH, BEST_VALUE, TESTED_EPOCH)  # each seed's own, in its own rows only
 COLLAPSED = "collapsed_epoch"  # in a collapsed seed's ``last_eval`` (kept by its checkpoints)
 
 
@@ -118,7 +119,7 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     ``time_s`` the longest, ``seeds`` and ``seeds_collapsed``."""
     out: dict[str, Any] = {k: rows[0][k] for k in SHARED_KEYS if k in rows[0]}
     for key in dict.fromkeys(k for r in rows for k in r):
-        if key in out or key in ("seeds", "seeds_collapsed"):
+        if key in out or key in ("seeds", "seeds_collapsed", *OWN_KEYS):
             continue
         values = [float(r[key]) for r in rows if isinstance(r.get(key), (int, float))]
         if values:

@@ -3,7 +3,8 @@
 A run, wherever it runs, owns one folder with the same files (``ucc_tune.schema``):
 ``run.json`` (trial id, config, where each rank ran), ``metrics.jsonl`` (one line per epoch),
 ``artifacts/`` (the final evaluation). ``RunFolder`` writes them into a local folder or any
-``Storage`` location; ``LocalSession`` adds ``checkpoints/epoch_NNNN/`` beside them. The Ray
+``Storage`` location; ``LocalSession`` adds ``checkpoints/epoch_NNNN/`` beside them, and
+``checkpoints/best/``, the checkpoint of the best epoch so far (never rotated away). The Ray
 sessions (an in-process Tune trial, a Ray Train rank) live in ``ucc_tune.tune``.
 """
 
@@ -25,7 +26,15 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from ucc_tune.schema import ARTIFACTS_DIR, CHECKPOINT_STATE_FILE, METRICS_FILE, RUN_FILE, metrics_row
+from ucc_tune.schema import (
+    ARTIFACTS_DIR,
+    BEST_CHECKPOINT_DIR,
+    BEST_EPOCH,
+    CHECKPOINT_STATE_FILE,
+    METRICS_FILE,
+    RUN_FILE,
+    metrics_row,
+)
 from ucc_tune.storage import Storage
 
 
@@ -175,18 +184,28 @@ class LocalSession(WritesRunFiles):
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         if checkpoint_dir is not None:
-            name = f"epoch_{int(metrics['epoch']):04d}"
-            tmp = self.checkpoint_root / f".tmp-{name}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(checkpoint_dir, tmp)
-            shutil.rmtree(self.checkpoint_root / name, ignore_errors=True)
-            os.replace(tmp, self.checkpoint_root / name)  # atomic: a folder is complete or absent
+            self._install(checkpoint_dir, f"epoch_{int(metrics['epoch']):04d}")
             for old in self._checkpoints()[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
+            if metrics.get(BEST_EPOCH) == metrics["epoch"]:  # this epoch is the new best
+                self._install(checkpoint_dir, BEST_CHECKPOINT_DIR)
         self.folder.append_metrics(metrics)
         self.history.append(metrics)
         if self.on_report is not None:
             self.on_report(metrics)
+
+    def _install(self, checkpoint_dir: str, name: str) -> None:
+        """A copy of ``checkpoint_dir`` as ``checkpoints/<name>``, atomically: a folder is complete
+        or absent (an older one of that name stays until the new one is whole)."""
+        tmp = self.checkpoint_root / f".tmp-{name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(checkpoint_dir, tmp)
+        old = self.checkpoint_root / f".old-{name}"
+        shutil.rmtree(old, ignore_errors=True)
+        if (self.checkpoint_root / name).exists():
+            os.replace(self.checkpoint_root / name, old)
+        os.replace(tmp, self.checkpoint_root / name)
+        shutil.rmtree(old, ignore_errors=True)
 
     def _checkpoints(self) -> list[Path]:
         if not self.checkpoint_root.exists():
