@@ -37,8 +37,9 @@ PaperPadding = Literal["keras", "symmetric"]  # stride-2 convs of model=paper: K
 Supervision = Literal["ucc", "instance"]  # bag labels (UCC) or the supervised baseline's instance labels
 # the metrics a run may keep its best checkpoint by: ucc_tune.schema.OBJECTIVES (a test keeps them equal)
 BestMetric = Literal[
-    "cluster_acc", "cluster_nmi", "cluster_ari", "js_min", "js_mean", "val_ucc_acc", "val_loss"
-]
+    "cluster_acc", "cluster_nmi", "cluster_ari", "mean_clustering_score", "js_min", "js_mean",
+    "val_ucc_acc", "val_loss",
+]  # fmt: skip
 
 CLUSTER_METHODS: tuple[str, ...] = get_args(ClusterMethod)
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
