@@ -13,6 +13,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ucc_tune.models.ucc import encode_instances
+
 
 class InstanceOutput(NamedTuple):
     """What ``InstanceClassifier.forward`` returns."""
@@ -39,8 +41,5 @@ class InstanceClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> InstanceOutput:
         b, n = x.shape[:2]
-        flat = x.reshape(b * n, *x.shape[2:])  # (B*n, C, H, W)
-        if self.channels_last:
-            flat = flat.contiguous(memory_format=torch.channels_last)
-        features = self.encode(flat)  # (B*n, J)
+        features = encode_instances(self.encode, x, self.channels_last)  # (B*n, J)
         return InstanceOutput(features.view(b, n, -1), self.classifier(features))

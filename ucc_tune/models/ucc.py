@@ -10,6 +10,7 @@ predicts the fraction of the bag's instances in each class.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -43,6 +44,16 @@ def mlp_head(
     )
 
 
+def encode_instances(
+    encode: Callable[[torch.Tensor], torch.Tensor], bags: torch.Tensor, channels_last: bool
+) -> torch.Tensor:
+    """``(B, n, C, H, W)`` bags -> ``(B*n, J)`` features of every instance, encoded in one batch."""
+    flat = bags.reshape(-1, *bags.shape[2:])  # (B*n, C, H, W)
+    if channels_last:
+        flat = flat.contiguous(memory_format=torch.channels_last)
+    return encode(flat)
+
+
 class UCCModel(nn.Module):
     def __init__(
         self,
@@ -72,10 +83,7 @@ class UCCModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> UCCOutput:
         b, n = x.shape[:2]
-        flat = x.reshape(b * n, *x.shape[2:])  # (B*n, C, H, W)
-        if self.channels_last:
-            flat = flat.contiguous(memory_format=torch.channels_last)
-        features = self.encode(flat)  # (B*n, J)
+        features = encode_instances(self.encode, x, self.channels_last)  # (B*n, J)
         bag_features = features.view(b, n, -1)  # (B, n, J)
         distributions = self.kde(bag_features)  # (B, J, bins)
         pooled = distributions.flatten(1)  # (B, J*bins)
