@@ -115,7 +115,10 @@ def verdict(ranked: Any, metric: str, mode: str, searched: list[str], budget: st
     failed = int((ranked["status"] == "ERROR").sum())
     lines = []
     if stopped or failed:
-        lines.append(f"not ranked: {stopped} stopped early by the scheduler, {failed} failed (listed apart)")
+        lines.append(
+            f"not ranked: {stopped} stopped early (by the scheduler or the time budget), "
+            f"{failed} failed (listed apart)"
+        )
     if not len(done):
         return [f"no trial ran its whole budget ({budget}): nothing to rank", *lines]
     best = done.iloc[0]
