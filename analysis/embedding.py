@@ -18,9 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
 
-from ucc_tune.metrics import contingency
+from ucc_tune import metrics
 from ucc_tune.schema import ARTIFACTS_DIR, TEST_FEATURES_FILE
 
 MAX_POINTS = 2000  # t-SNE of 3000 10-D points took 40 CPU-seconds; more draws no clearer
@@ -62,11 +61,11 @@ def read_features(trial_dir: Path) -> Features | None:
 
 
 def match_clusters(labels: np.ndarray, clusters: np.ndarray) -> dict[int, int]:
-    """Cluster id -> class index, one to one, maximising the points on matched pairs (Hungarian)."""
-    table = contingency(labels, clusters)  # (present classes, present clusters)
-    classes, cluster_ids = np.unique(labels), np.unique(clusters)
-    rows, cols = linear_sum_assignment(-table)
-    return {int(cluster_ids[c]): int(classes[r]) for r, c in zip(rows, cols, strict=True)}
+    """Cluster id -> class index, one to one, maximising the points on matched pairs (Hungarian,
+    ``ucc_tune.metrics.match_clusters``), for the clusters and classes present."""
+    matched = metrics.match_clusters(labels, clusters, int(clusters.max()) + 1)
+    present, ids = set(np.unique(labels).tolist()), set(np.unique(clusters).tolist())
+    return {k: int(c) for k, c in enumerate(matched) if k in ids and int(c) in present}
 
 
 def confusion_table(labels: np.ndarray, clusters: np.ndarray, class_names: list[str]) -> pd.DataFrame:
