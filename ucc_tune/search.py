@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -199,8 +199,8 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
         reduction_factor=args.reduction_factor, max_failures=args.max_failures, seed=args.seed,
         resume=args.resume, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
         dashboard_host=args.dashboard_host, time_budget_s=_time_budget(args),
+        log_to=check_trackers(args.log_to),  # raises TrackerError
     )  # fmt: skip
-    plan = replace(plan, log_to=check_trackers(args.log_to))  # raises TrackerError
     return seeded_plan(plan, space, args.enqueue, args.warm_start)  # raises WarmStartError
 
 
