@@ -17,7 +17,18 @@ from ucc_tune.evaluation import extract_features
 from ucc_tune.models import build
 from ucc_tune.schema import OBJECTIVES
 from ucc_tune.train.__main__ import main as train_main
-from ucc_tune.train.stopping import BestSoFar, stop_reason, stopping_evaluation
+from ucc_tune.train.stopping import BestSoFar, stop_reason
+
+
+def stopping_evaluation(values: list[float], metric: str, patience: int, min_delta: float) -> int | None:
+    """The index of the evaluation after which the training loop's rule (``BestSoFar.update``,
+    then ``exhausted``) stops a run of evaluations ``values``; None when it never does."""
+    best = BestSoFar(metric)
+    for index, value in enumerate(values):
+        best.update(value, index, min_delta)
+        if best.exhausted(patience):
+            return index
+    return None
 
 
 @pytest.mark.parametrize(

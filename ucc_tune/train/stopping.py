@@ -11,7 +11,7 @@ a row without an improvement stop the run after the one that exhausts it (0: nev
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -53,17 +53,6 @@ class BestSoFar:
                 "resume with the same best_metric"
             )
         self.value, self.epoch, self.stale = state["value"], state["epoch"], int(state["stale"])
-
-
-def stopping_evaluation(values: Iterable[float], metric: str, patience: int, min_delta: float) -> int | None:
-    """The index of the evaluation after which a run of evaluations ``values`` stops early, or
-    None when it never does."""
-    best = BestSoFar(metric)
-    for index, value in enumerate(values):
-        best.update(value, index, min_delta)
-        if best.exhausted(patience):
-            return index
-    return None
 
 
 def stop_reason(epochs_run: int, epochs: int, best_epoch: int | None, patience: int, min_delta: float) -> str:
