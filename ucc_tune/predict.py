@@ -34,7 +34,7 @@ from ucc_tune import evaluation
 from ucc_tune.config import CLUSTER_METHODS, Config, ConfigError
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.loading import SPLITS, normalize_splits
-from ucc_tune.data.sources import IMAGE_SUFFIXES, DatasetNotFoundError, _read_images
+from ucc_tune.data.sources import IMAGE_SUFFIXES, DatasetNotFoundError, read_images
 from ucc_tune.data.splits import Split, load_splits
 from ucc_tune.evaluate import EvaluationError, Source, build_run, open_checkpoint
 from ucc_tune.schema import ARTIFACTS_DIR, CLUSTER_MODEL_FILE
@@ -147,7 +147,7 @@ def read_raw_images(path: Path) -> tuple[np.ndarray, list[Any]]:
         if not files:
             raise PredictionError(f"--images {path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
         try:
-            return _read_images(files), [str(p) for p in files]
+            return read_images(files), [str(p) for p in files]
         except (OSError, ValueError) as err:
             raise PredictionError(f"--images {path}: {err}") from None
     if path.suffix != ".npy" or not path.is_file():

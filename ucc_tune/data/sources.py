@@ -314,10 +314,10 @@ def _load_image_folder(data_dir: Path, download: bool) -> RawData:
             )
         paths += found
         labels += [label] * len(found)
-    return RawData(_read_images(paths), np.array(labels, dtype=np.int64), None, None, tuple(classes))
+    return RawData(read_images(paths), np.array(labels, dtype=np.int64), None, None, tuple(classes))
 
 
-def _read_images(paths: list[Path]) -> np.ndarray:
+def read_images(paths: list[Path]) -> np.ndarray:
     """``(N, C, H, W)`` uint8: C = 1 if every image is grayscale, else 3 (all converted to RGB)."""
     from PIL import Image
 
