@@ -32,12 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import write_results
+from benchmarks.quality_digits import raw_pixel_baseline
 from ucc_tune import evaluate
 from ucc_tune.config import Config
 from ucc_tune.config_args import parse_assignments
-from ucc_tune.data.loading import load_data
-from ucc_tune.evaluation import cluster
-from ucc_tune.metrics import clustering_scores
 from ucc_tune.train import LocalSession, train
 
 FIXTURE = (
@@ -98,13 +96,6 @@ class TimedSession(LocalSession):
             raise BudgetSpent
 
 
-def pixel_baseline(config: Config) -> dict[str, float]:
-    data = load_data(config)
-    pixels = data.images["test"].flatten(1).numpy()
-    scores = clustering_scores(data.labels["test"], cluster(pixels, data.num_classes, "kmeans", seed=0))
-    return {"kmeans_acc": scores["acc"], "kmeans_nmi": scores["nmi"], "num_images": len(pixels)}
-
-
 def scored(argv: list[str], out: Path) -> dict[str, Any]:
     """``python -m ucc_tune.evaluate`` in this process; its ``evaluation.json``."""
     if evaluate.main([*argv, "--split", "test", "--out", str(out)]) != 0:
@@ -163,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        pixels = pixel_baseline(config)
+        pixels = raw_pixel_baseline(config)
         authors = authors_weights(args.authors_weights, tmp)
         print({"pixels": pixels, "authors": authors}, flush=True)
         points, ended = curve(config, args.minutes, tmp)
