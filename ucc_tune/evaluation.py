@@ -96,7 +96,10 @@ def fit_clustering(
     if method == "kmeans":
         from sklearn.cluster import KMeans
 
-        centers = KMeans(num_clusters, init="k-means++", n_init=10, random_state=seed).fit(points)
+        with warnings.catch_warnings():  # points collapsed onto fewer distinct values than clusters:
+            # collapse() names that case; sklearn's warning would only precede its message
+            warnings.filterwarnings("ignore", message="Number of distinct clusters")
+            centers = KMeans(num_clusters, init="k-means++", n_init=10, random_state=seed).fit(points)
         return assign(points, centers.cluster_centers_)[0], centers.cluster_centers_
     if method == "spectral":
         from sklearn.cluster import SpectralClustering
