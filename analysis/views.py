@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ucc_tune.config import field_names
-from ucc_tune.selection import rank_trials
+from ucc_tune.selection import on_pareto_front, rank_trials
 
 
 def best_trials(
@@ -81,14 +81,5 @@ def importance(experiment_dir: Path, objective: int = 0) -> pd.DataFrame:
 
 
 def pareto_front(trials: pd.DataFrame, metrics: list[str], modes: list[str]) -> pd.DataFrame:
-    """Trials no other trial beats on every ``last_<metric>``, the seed mean at the last epoch
-    (at least as good, better on one)."""
-    columns = [f"last_{m}" for m in metrics]
-    data = trials.dropna(subset=columns)
-    signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
-    values = data[columns].to_numpy(dtype=float) * signs
-    keep = [
-        not np.any(np.all(values >= v, axis=1) & np.any(values > v, axis=1))
-        for v in values
-    ]  # fmt: skip
-    return data[keep].reset_index(drop=True)
+    """The trials on the Pareto front of ``metrics`` (``ucc_tune.selection.on_pareto_front``)."""
+    return trials[on_pareto_front(trials, metrics, modes)].reset_index(drop=True)

@@ -91,17 +91,32 @@ def test_multi_objective_uses_fifo_and_two_directions(
         "--space",
         "smoke",
         "--num-samples",
-        "2",
+        "3",
         "--metric",
         "val_ucc_acc,cluster_acc",
         "--mode",
-        "max,max",
+        "max,min",
     ]
     assert run_main(tmp_path, "mo", *args) == 0
-    assert "FIFO runs" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FIFO runs" in out and "Pareto front of val_ucc_acc (max), cluster_acc (min):" in out
     s = study(tmp_path / "mo")
     assert len(s.directions) == 2
     assert all(t.state == optuna.trial.TrialState.COMPLETE and len(t.values) == 2 for t in s.trials)
+    # the front written with the table is the front Optuna keeps of the same values
+    table = pd.read_parquet(tmp_path / "mo" / "trials.parquet").set_index("trial_id")
+    by_values = {(round(t.values[0], 9), round(t.values[1], 9)) for t in s.best_trials}
+    written = table[table["pareto"]]
+    assert len(written) >= 1
+    assert {
+        (round(a, 9), round(c, 9)) for a, c in written[["last_val_ucc_acc", "last_cluster_acc"]].to_numpy()
+    } == (by_values)
+    for _, row in table[~table["pareto"]].iterrows():  # each trial off the front is beaten by one on it
+        assert any(
+            f["last_val_ucc_acc"] >= row["last_val_ucc_acc"]
+            and f["last_cluster_acc"] <= row["last_cluster_acc"]
+            for _, f in written.iterrows()
+        )
 
 
 def test_asha_stops_poor_trials_and_they_are_pruned_in_the_study(ray_cluster: None, tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ from ucc_tune.schema import (
     trial_row,
     trials_frame,
 )  # fmt: skip
-from ucc_tune.selection import TOP, rank_trials
+from ucc_tune.selection import TOP, on_pareto_front, rank_trials
 from ucc_tune.spaces import Space, SpaceError, load_space, probe
 from ucc_tune.storage import Storage, local_mirror, redact
 from ucc_tune.summary import print_summary
@@ -378,6 +378,8 @@ def write_trials_table(plan: SearchPlan, trials: list[dict[str, Any]]) -> Any:
             )
         )
     table = rank_trials(trials_frame(rows), plan.metrics[0], plan.modes[0])
+    if len(plan.metrics) > 1:
+        table["pareto"] = on_pareto_front(table, list(plan.metrics), list(plan.modes))
     table.to_parquet(plan.experiment_dir / TRIALS_FILE, index=False)
     return table
 

@@ -13,6 +13,8 @@
 - **Test split**: every seed of a finished trial is scored on the test split at its last epoch,
   with the weights of the final checkpoint, the one the ranking refers to; the top trials' test
   means and ranges over seeds are reported beside the validation values.
+- **Several objectives**: the ranking follows the first; ``on_pareto_front`` marks the finished
+  trials that no other finished trial beats on all of them.
 - **Budget**: a ranked configuration whose objective was still rising at its last evaluations
   (``ucc_tune.schema.still_rising``) has not converged; when the best or one tied with it is
   such, the answer is a statement about this budget and the verdict says so.
@@ -71,6 +73,28 @@ def rank_trials(trials: Any, metric: str, mode: str) -> Any:
             out.loc[index, "tied_with_best"] = bool(overlaps)
     ranked = out["rank"].notna()
     return pd.concat([out[ranked].sort_values("rank"), out[~ranked]])
+
+
+def on_pareto_front(trials: Any, metrics: list[str], modes: list[str]) -> Any:
+    """Per row of ``trials``, whether it is on the Pareto front of ``metrics``: a trial with every
+    ``last_<metric>`` (the seed mean at the last epoch) that no other such trial beats on all of
+    them (at least as good on every one, better on one). Where the table has a ``status``, only
+    trials that ran their whole budget (``TERMINATED``) take part, as in the ranking."""
+    import numpy as np
+    import pandas as pd
+
+    columns = [f"last_{m}" for m in metrics]
+    if not all(c in trials for c in columns):
+        return pd.Series(False, index=trials.index, dtype=bool)
+    eligible = trials[columns].notna().all(axis=1)
+    if "status" in trials:
+        eligible &= trials["status"] == "TERMINATED"
+    signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
+    values = trials.loc[eligible, columns].to_numpy(dtype=float) * signs
+    dominated = [bool(np.any(np.all(values >= v, axis=1) & np.any(values > v, axis=1))) for v in values]
+    front = pd.Series(False, index=trials.index, dtype=bool)
+    front[eligible[eligible].index] = [not d for d in dominated]
+    return front
 
 
 def budget_words(trials: Any) -> str:

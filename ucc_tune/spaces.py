@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,13 +173,31 @@ class TuneGridSampler(optuna.samplers.GridSampler):
         return None
 
 
+class PicklableNSGAIISampler(optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II sampler that survives ``pickle``.
+
+    Since optuna 5.1 the genetic samplers hold a ``threading.Lock`` around their generation
+    cache, and a lock cannot be pickled; Ray Tune pickles the searcher, and so its sampler, when
+    it saves the experiment. The lock guards only a cache of this process, so a copy gets a new
+    one rather than the original's."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_thread_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()  # unused before optuna 5.1
+
+
 def make_sampler(space: Space, num_objectives: int, seed: int) -> optuna.samplers.BaseSampler:
     """A grid sampler when the space defines ``GRID``, else seeded TPE for one objective and
     NSGA-II for several."""
     if space.grid:
         return TuneGridSampler(space.grid, seed=seed)
     if num_objectives > 1:
-        return optuna.samplers.NSGAIISampler(seed=seed)
+        return PicklableNSGAIISampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
 
 

@@ -1,5 +1,5 @@
-"""What a finished search prints: the ranking, the trials not ranked, the verdict in words and
-the share of the time budget it used."""
+"""What a finished search prints: the ranking, the Pareto front of a search with several
+objectives, the trials not ranked, the verdict in words and the share of the time budget it used."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def print_summary(table: Any, plan: SearchPlan, top: int = TOP, elapsed_s: float
         print(
             f"test split of the top {min(top, len(finished))}: the columns test_*, from the final checkpoint"
         )
+    if "pareto" in table:
+        print_pareto_front(table, plan)
     apart = table[table["rank"].isna()]
     if len(apart):
         cols = ["trial_id", "status", *searched, f"last_{metric}", "epochs_run", "error"]
@@ -49,3 +51,13 @@ def print_summary(table: Any, plan: SearchPlan, top: int = TOP, elapsed_s: float
     where = redact(plan.experiment_uri)
     print(f"\nexperiment folder: {where}")
     print(f"next: python -m analysis {where}")
+
+
+def print_pareto_front(table: Any, plan: SearchPlan) -> None:
+    """The finished configurations no other beats on every objective (the ``pareto`` column)."""
+    objectives = ", ".join(f"{m} ({mode})" for m, mode in zip(plan.metrics, plan.modes, strict=True))
+    front = table[table["pareto"]]
+    print(f"Pareto front of {objectives}: {len(front)} finished configuration(s) no other beats on all")
+    if len(front):
+        columns = ["trial_id", *plan.searched, *[f"last_{m}" for m in plan.metrics]]
+        print(front[[c for c in columns if c in front]].to_string(index=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -124,3 +125,26 @@ def test_a_partly_valid_space_is_probed_not_refused(tmp_path: Path) -> None:
     assert configs and all(c.alpha <= 1 for c in configs)
     assert problems and all("must be in [0, 1]" in p for p in problems)
     assert len(configs) + len(problems) == 32
+
+
+@pytest.mark.parametrize("objectives", [1, 2])
+def test_every_sampler_survives_pickle_and_samples_the_same_after(objectives: int) -> None:
+    """Ray Tune pickles the searcher with its sampler when it saves an experiment; a copy must
+    go on sampling exactly as the original (same seed, same study)."""
+    import pickle
+
+    from ucc_tune.spaces import make_sampler
+
+    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        return x if objectives == 1 else (x, (x - 0.3) ** 2)
+
+    directions: list[Any] = ["maximize"] * objectives
+    original = make_sampler(load_space("smoke"), objectives, seed=5)
+    copy = pickle.loads(pickle.dumps(original))
+    runs = []
+    for sampler in (original, copy):
+        study = optuna.create_study(directions=directions, sampler=sampler)
+        study.optimize(objective, n_trials=4)
+        runs.append([t.params["x"] for t in study.trials])
+    assert runs[0] == runs[1]
