@@ -34,6 +34,7 @@ Device = Literal["auto", "cpu", "cuda"]
 ClusterMethod = Literal["kmeans", "spectral", "kmedoids"]
 ModelName = Literal["paper", "conv", "linear", "pca"]  # the keys of ucc_tune.models.MODELS
 PaperPadding = Literal["keras", "symmetric"]  # stride-2 convs of model=paper: Keras 'same' or padding=1
+LRSchedule = Literal["constant", "cosine"]  # after the warm-up; constant is the paper's
 Supervision = Literal["ucc", "instance"]  # bag labels (UCC) or the supervised baseline's instance labels
 # the metrics a run may keep its best checkpoint by: ucc_tune.schema.OBJECTIVES (a test keeps them equal)
 BestMetric = Literal[
@@ -99,6 +100,8 @@ class Config:
 
     # --- optimisation ---------------------------------------------------------------------
     lr: float = 1e-3
+    warmup_steps: int = 0  # linear warm-up of the learning rate over the first steps; paper: 0
+    lr_schedule: LRSchedule = "constant"  # after the warm-up; "cosine" decays to 0 by the last step
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
     epochs: int = 10
@@ -341,6 +344,7 @@ def _validate(c: Config) -> None:
 
     # optimisation
     _require(c.lr > 0, f"lr={c.lr} must be > 0")
+    _require(c.warmup_steps >= 0, f"warmup_steps={c.warmup_steps} must be >= 0 (0: no warm-up, as the paper)")
     _require(c.weight_decay >= 0, f"weight_decay={c.weight_decay} must be >= 0")
     _require(c.grad_clip >= 0, f"grad_clip={c.grad_clip} must be >= 0 (0 disables clipping)")
     _require(c.epochs >= 1, f"epochs={c.epochs} must be >= 1")

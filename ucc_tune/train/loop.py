@@ -34,6 +34,7 @@ from ucc_tune.schema import BEST_EPOCH, BEST_VALUE, TESTED_EPOCH, evaluated
 from ucc_tune.train.artifacts import write_artifacts
 from ucc_tune.train.checkpoint import load_checkpoint, sampler_states, save_checkpoint
 from ucc_tune.train.run import Run, unwrap
+from ucc_tune.train.schedule import set_learning_rate
 from ucc_tune.train.session import Session
 from ucc_tune.train.stopping import BestSoFar
 
@@ -155,6 +156,7 @@ def train_epoch(run: Run, epoch: int) -> dict[str, float]:
     batches = iter(run.stream)
     start = time.perf_counter()
     for step in range(c.steps_per_epoch):
+        set_learning_rate(run.optimizer, c, epoch * c.steps_per_epoch + step)
         values = train_step(run, next(batches))
         finite = torch.isfinite(values).all()
         newly_bad = ~finite & (first_bad < 0)
