@@ -247,7 +247,7 @@ def test_a_collapsed_model_stops_the_run_at_its_first_evaluation(
         == 1
     )
     err = capsys.readouterr().err
-    assert err.startswith("error: the features collapsed at epoch 0") and "lr=0.001" in err
+    assert err.startswith("error: the features collapsed at epoch 0") and "lr=0.0003" in err
 
 
 def test_training_errors_survive_being_sent_between_processes() -> None:

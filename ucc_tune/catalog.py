@@ -3,7 +3,7 @@ count, its image shape, and the ``Config`` values a run on it gets unless the us
 
 The readers of ``ucc_tune.data.sources.DATASETS`` use the same names (a test keeps them equal).
 The per-dataset defaults exist because one learning rate does not train every input size: the
-default ``lr=1e-3`` is tuned for 8x8 ``digits``; at 28x28 and 32x32 the paper used 1e-4, and
+default ``lr=3e-4`` is tuned for 8x8 ``digits``; at 28x28 and 32x32 the paper used 1e-4, and
 1e-3 saturates every feature of the ``paper`` model within the first epoch on real MNIST digits.
 """
 

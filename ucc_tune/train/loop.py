@@ -30,6 +30,7 @@ from ucc_tune.data.bags import BagBatch, BagStream, eval_bags, iterate_bags
 from ucc_tune.data.loading import Data, load_data
 from ucc_tune.losses import LossTerms, instance_loss, total_loss
 from ucc_tune.models import InstanceOutput, Model, UCCOutput, build
+from ucc_tune.models.feature_init import calibrate
 from ucc_tune.schema import BEST_EPOCH, BEST_VALUE, TESTED_EPOCH, evaluated
 from ucc_tune.train.artifacts import write_artifacts
 from ucc_tune.train.checkpoint import load_checkpoint, sampler_states, save_checkpoint
@@ -39,6 +40,7 @@ from ucc_tune.train.session import Session
 from ucc_tune.train.stopping import BestSoFar
 
 LOSS_TERMS = ("total", "ucc", "recon", "rcc", "consistency")
+CALIBRATION_IMAGES = 512  # training images the feature layer is calibrated on (feature_init="data")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -63,7 +65,8 @@ class FeatureCollapseError(RuntimeError):
         self.epoch, self.reason, self.lr = epoch, reason, lr
         super().__init__(
             f"the features collapsed at epoch {epoch}: {reason}; the run stops here. Likely cause: a "
-            f"learning rate too high for this input (lr={lr:g}; the paper used 1e-4 at 28x28)"
+            f"learning rate too high for this input (lr={lr:g}; the paper used 1e-4 at 28x28), or "
+            "too short a warm-up (warmup_steps)"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -107,6 +110,9 @@ def setup(config: Config, session: Session, data: Data | None = None) -> Run:
     session.start(config.to_dict(), device)
     data = (data or load_data(config)).to(device)
     model: nn.Module = build(config, data.image_shape, data.num_classes).to(device)
+    if config.feature_init == "data":  # before a checkpoint replaces the weights
+        sample = data.images["train"][torch.randperm(len(data.images["train"]))[:CALIBRATION_IMAGES]]
+        calibrate(unwrap(model).encoder, sample, config.feature_init_std)
     if config.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         unwrap(model).channels_last = True  # inputs follow in UCCModel.forward

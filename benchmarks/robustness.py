@@ -1,0 +1,154 @@
+"""Does every default train? Feature collapses out of many seeds, per alpha, old recipe against new.
+
+Run: ``.venv/bin/python -m benchmarks.robustness [--seeds 20] [--mnist-seeds 10] [--epochs 3]
+[--mnist-epochs 1] [--steps 100] [--workers 2]`` (run it in the background; ``--quick`` shrinks every size for a check).
+Writes ``benchmarks/results/robustness.json``.
+
+Cases: ``digits`` with the ``paper`` model at every alpha in {0, 0.25, 0.5, 0.75, 1} on ``--seeds``
+seeds, and ``mnist_sample`` with the ``paper`` model at alpha in {0.5, 1} on ``--mnist-seeds``
+seeds; each under the **new** defaults (``Config()`` as it is) and under the **old** ones
+(``lr=1e-3``, ``warmup_steps=0`` on ``digits``; no warm-up on ``mnist_sample``, whose lr is the
+catalog's 1e-4 in both). A run is one seed trained for ``--epochs`` x ``--steps`` with the
+training loop's own collapse detector (``FeatureCollapseError``: every feature saturated, or
+every class's feature distribution the same) evaluated after every epoch; a collapse shows in
+the first epochs, so the budget is short, and the accuracies it reports are of that budget, not
+converged ones. Per case: collapses out of the seeds (and at which epochs), and over the seeds
+that did not collapse the final test k-means accuracy and ``js_min`` (mean, min, max).
+
+Runs go ``--workers`` at a time, one torch thread each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import write_results
+
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+MNIST_ALPHAS = (0.5, 1.0)
+OLD = {"digits": {"lr": 1e-3, "warmup_steps": 0}, "mnist_sample": {"warmup_steps": 0}}
+
+
+def one_run(settings: dict[str, Any]) -> dict[str, Any]:
+    """Train one seed of ``settings`` (``Config`` fields); its collapse epoch or final scores."""
+    from ucc_tune.config import Config
+    from ucc_tune.train import LocalSession, train
+    from ucc_tune.train.loop import FeatureCollapseError
+
+    config = Config.from_dict({"num_threads": 1, **settings})
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        try:
+            final = train(config, LocalSession(Path(out)))
+        except FeatureCollapseError as err:
+            return {"seed": config.seed, "collapsed_epoch": err.epoch, "wall_s": _since(start)}
+    return {
+        "seed": config.seed,
+        "collapsed_epoch": None,
+        "wall_s": _since(start),
+        "test_kmeans_acc": round(float(final["test_kmeans_acc"]), 4),
+        "js_min": round(float(final["js_min"]), 4),
+        "val_ucc_acc": round(float(final["val_ucc_acc"]), 4),
+    }
+
+
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 1)
+
+
+def cases(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every (dataset, alpha, recipe) of the benchmark with its seeds and settings."""
+    budget = {"epochs": args.epochs, "steps_per_epoch": args.steps}
+    out = []
+    for dataset, alphas, seeds in (
+        ("digits", ALPHAS, args.seeds),
+        ("mnist_sample", MNIST_ALPHAS, args.mnist_seeds),
+    ):
+        for recipe in ("new", "old"):
+            for alpha in alphas:
+                settings = {"dataset": dataset, "model": "paper", "alpha": alpha, **budget}
+                settings.update(OLD[dataset] if recipe == "old" else {})
+                if args.quick:
+                    settings.update(bag_size=8, bags_per_label=2, eval_bags_per_label=5)
+                out.append(
+                    {
+                        "dataset": dataset,
+                        "alpha": alpha,
+                        "recipe": recipe,
+                        "seeds": seeds,
+                        "settings": settings,
+                    }
+                )
+    return out
+
+
+def summarize(case: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A case's collapse count and the spread of its surviving seeds' scores."""
+    alive = [r for r in runs if r["collapsed_epoch"] is None]
+    summary = {k: case[k] for k in ("dataset", "alpha", "recipe")}
+    summary["collapses"] = f"{len(runs) - len(alive)}/{len(runs)}"
+    summary["collapse_epochs"] = sorted(
+        r["collapsed_epoch"] for r in runs if r["collapsed_epoch"] is not None
+    )
+    for key in ("test_kmeans_acc", "js_min"):
+        values = [r[key] for r in alive]
+        summary[key] = (
+            {"mean": round(statistics.fmean(values), 4), "min": min(values), "max": max(values)}
+            if values
+            else None
+        )
+    summary["overrides"] = {
+        k: v for k, v in case["settings"].items() if k not in ("dataset", "model", "alpha")
+    }
+    summary["runs"] = runs
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20, help="seeds per digits case (0, 1, ...)")
+    parser.add_argument("--mnist-seeds", type=int, default=10, help="seeds per mnist_sample case")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--mnist-epochs", type=int, default=1, help="epochs of an mnist_sample run")
+    parser.add_argument("--steps", type=int, default=100, help="steps per epoch")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="small bags and two seeds: a check, not figures")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.mnist_seeds, args.epochs, args.mnist_epochs, args.steps = 2, 1, 1, 1, 3
+    todo = cases(args)
+    jobs = [{**c["settings"], "seed": s} for c in todo for s in range(c["seeds"])]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.workers) as pool:
+        results = iter(pool.map(one_run, jobs))
+        summaries = []
+        for case in todo:
+            summaries.append(summarize(case, [next(results) for _ in range(case["seeds"])]))
+            print({k: v for k, v in summaries[-1].items() if k != "runs"}, flush=True)
+    figures = {
+        "budget": {
+            "digits_epochs": args.epochs,
+            "mnist_sample_epochs": args.mnist_epochs,
+            "steps_per_epoch": args.steps,
+            "quick": args.quick,
+        },  # fmt: skip
+        "wall_s": _since(start),
+        "cases": summaries,
+        "target": "0 collapses in every case under the new defaults",
+        "meets_target": all(s["collapses"].startswith("0/") for s in summaries if s["recipe"] == "new"),
+    }
+    if args.quick:
+        print(figures["meets_target"], f"{figures['wall_s']} s")
+    else:
+        write_results("robustness", figures)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
