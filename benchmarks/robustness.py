@@ -1,7 +1,8 @@
 """Does every default train? Feature collapses out of many seeds, per alpha, old recipe against new.
 
 Run: ``.venv/bin/python -m benchmarks.robustness [--seeds 20] [--mnist-seeds 10] [--epochs 3]
-[--mnist-epochs 1] [--steps 100] [--workers 2]`` (run it in the background; ``--quick`` shrinks every size for a check).
+[--mnist-epochs 1] [--steps 100] [--workers 2]`` (run it in the background; ``--quick`` shrinks
+every size for a check).
 Writes ``benchmarks/results/robustness.json``.
 
 Cases: ``digits`` with the ``paper`` model at every alpha in {0, 0.25, 0.5, 0.75, 1} on ``--seeds``
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             "mnist_sample_epochs": args.mnist_epochs,
             "steps_per_epoch": args.steps,
             "quick": args.quick,
-        },  # fmt: skip
+        },
         "wall_s": _since(start),
         "cases": summaries,
         "target": "0 collapses in every case under the new defaults",
