@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -287,3 +288,15 @@ def test_cli_trains_the_supervised_baseline_and_says_so(
     assert np.isnan(row["val_ucc_acc"]) and 1.0 < row["val_loss"] < 3.5
     assert 0 <= row["test_kmeans_acc"] <= 1
     assert not (out / "artifacts" / "reconstructions.png").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ucc_without_the_autoencoder_trains_under_the_defaults(tmp_path: Path, seed: int) -> None:
+    """alpha=1 on digits under the defaults: no collapse at the first evaluation, and the UCC
+    head has learnt something (its validation loss below ln 4, the loss of a uniform guess over
+    the four ucc labels). At lr=1e-3 without a warm-up both seeds collapse within 30 steps."""
+    config = Config(alpha=1.0, seed=seed, epochs=1, steps_per_epoch=150, num_threads=1)
+    final = train(config, LocalSession(tmp_path))
+    assert final["seeds_collapsed"] == 0
+    assert final["val_loss"] < math.log(4) - 0.01
