@@ -33,7 +33,10 @@ from benchmarks.common import write_results
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MNIST_ALPHAS = (0.5, 1.0)
-OLD = {"digits": {"lr": 1e-3, "warmup_steps": 0}, "mnist_sample": {"warmup_steps": 0}}
+OLD: dict[str, dict[str, Any]] = {
+    "digits": {"lr": 1e-3, "warmup_steps": 0},
+    "mnist_sample": {"warmup_steps": 0},
+}
 
 
 def one_run(settings: dict[str, Any]) -> dict[str, Any]:
@@ -65,15 +68,15 @@ def _since(start: float) -> float:
 
 def cases(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every (dataset, alpha, recipe) of the benchmark with its seeds and settings."""
-    budget = {"epochs": args.epochs, "steps_per_epoch": args.steps}
     out = []
-    for dataset, alphas, seeds in (
-        ("digits", ALPHAS, args.seeds),
-        ("mnist_sample", MNIST_ALPHAS, args.mnist_seeds),
+    for dataset, alphas, seeds, epochs in (
+        ("digits", ALPHAS, args.seeds, args.epochs),
+        ("mnist_sample", MNIST_ALPHAS, args.mnist_seeds, args.mnist_epochs),
     ):
         for recipe in ("new", "old"):
             for alpha in alphas:
-                settings = {"dataset": dataset, "model": "paper", "alpha": alpha, **budget}
+                settings = {"dataset": dataset, "model": "paper", "alpha": alpha, "epochs": epochs}
+                settings["steps_per_epoch"] = args.steps
                 settings.update(OLD[dataset] if recipe == "old" else {})
                 if args.quick:
                     settings.update(bag_size=8, bags_per_label=2, eval_bags_per_label=5)
