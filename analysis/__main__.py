@@ -24,7 +24,24 @@ from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE, TEST_F
 from ucc_tune.selection import budget_words, rank_trials, ranking_table, verdict
 
 SHOWN = ["experiment", "trial_id", "status", "epochs_run"]
-SEARCH_KEYS = ("space", "searched", "metrics", "modes", "num_samples", "fixed", "git_commit")
+
+
+def search_table(exp: Experiment) -> pd.DataFrame:
+    """One short row per search: its space, what it searched, its objectives, its planned trials,
+    the values it fixed for every trial and the commit it ran."""
+    rows = []
+    for name, s in exp.searches.items():
+        objectives = zip(s.get("metrics") or [], s.get("modes") or [], strict=False)
+        rows.append({
+            "experiment": name,
+            "space": s.get("space"),
+            "searched": ", ".join(s.get("searched") or []),
+            "objectives": ", ".join(f"{m} ({mode})" for m, mode in objectives),
+            "trials": s.get("num_samples"),
+            "fixed": ", ".join(f"{k}={v}" for k, v in (s.get("fixed") or {}).items()),
+            "git_commit": str(s.get("git_commit") or "")[:10],
+        })  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,15 +108,16 @@ def only_searched(frame: pd.DataFrame, params: list[str]) -> pd.DataFrame:
 
 def report_sections(exp: Experiment, params: list[str], metric: str, words: Sentences,
                     top: int) -> dict[str, Any]:  # fmt: skip
-    """The report's sections in order: the search, the verdict and the tables."""
+    """The report's sections in order: the verdict and the ranking first (the answer), then the
+    search's settings and the other tables."""
     metrics, modes = objectives(exp)
     apart = exp.trials[exp.trials["rank"].isna()] if len(exp.trials) else exp.trials
     sections: dict[str, Any] = {
-        "Search": {name: {k: s.get(k) for k in SEARCH_KEYS} for name, s in exp.searches.items()},
         "Verdict": words,
         f"Ranking by the mean {metric} over seeds at the last epoch (finished trials)": (
             ranking_table(exp.trials, metric, params, top) if len(exp.trials) else pd.DataFrame()
         ),
+        "Search": search_table(exp),
         "Not ranked (stopped early, failed or never ran)": apart[
             [c for c in [*SHOWN, *params, f"last_{metric}", "error"] if c in apart]
         ],
@@ -107,9 +125,12 @@ def report_sections(exp: Experiment, params: list[str], metric: str, words: Sent
         "Importance (Optuna, fANOVA)": pd.concat(
             [importance(p).assign(experiment=p.name) for p in exp.paths], ignore_index=True
         ),
-        "val_ucc_acc as a predictor (Spearman)": signal_correlation(exp.trials),
-        "Across seeds": seed_statistics(exp.trials, [metric]),
+        "val_ucc_acc as a predictor (Spearman, finished trials)": signal_correlation(exp.trials),
     }
+    across = seed_statistics(exp.trials, [metric])
+    if f"last_{metric}_count" in across and (across[f"last_{metric}_count"] > 1).any():
+        # trials of one configuration that differ in seed (seeds inside a trial: the ranking's range)
+        sections["Across seeds"] = across
     if len(metrics) > 1:
         front = pareto_front(exp.trials, metrics, modes)
         sections["Pareto front"] = front[[*SHOWN, *params, *[f"last_{m}" for m in metrics]]]

@@ -24,20 +24,49 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def objective_vs_parameters(trials: pd.DataFrame, params: list[str], metric: str, out: Path) -> Path | None:
-    """The objective against each searched parameter, one panel per parameter."""
+# how each kind of trial is drawn against the searched parameters: only finished trials ran the
+# whole budget, so only their values are comparable; the others are marked apart
+OUTCOMES = {
+    "TERMINATED": ("finished: value at its last epoch", {"marker": "o", "color": "C0"}),
+    "STOPPED": (
+        "stopped early: value at its last epoch run (not comparable)",
+        {"marker": "x", "color": "0.55"},
+    ),
+    "ERROR": ("failed: no value (drawn at the bottom)", {"marker": "v", "color": "C3"}),
+}
+
+
+def objective_vs_parameters_figure(trials: pd.DataFrame, params: list[str], metric: str) -> plt.Figure | None:
+    """The objective against each searched parameter, one panel per parameter: finished trials at
+    their final epoch, trials stopped early grey crosses at the epoch they reached, failed trials
+    red marks along the bottom (``OUTCOMES``); each kind named in the legend once."""
     column = f"last_{metric}"
     params = [p for p in params if p in trials]
     if not params or column not in trials:
         return None
-    fig, axes = plt.subplots(1, len(params), figsize=(3.2 * len(params), 3), squeeze=False)
+    fig, axes = plt.subplots(1, len(params), figsize=(3.6 * len(params), 3.2), squeeze=False)
+    values = trials[column].astype(float)
+    floor = float(values.min()) if values.notna().any() else 0.0
     for ax, param in zip(axes[0], params, strict=True):
-        values = trials[param]
-        x = values.astype(str) if values.dtype == "string" or values.dtype == object else values.astype(float)
-        ax.scatter(x, trials[column].astype(float), alpha=0.8)
+        x_all = trials[param]
+        categorical = x_all.dtype == "string" or x_all.dtype == object
+        for status, (label, style) in OUTCOMES.items():
+            rows = trials[trials["status"] == status]
+            if not len(rows):
+                continue
+            x = rows[param].astype(str) if categorical else rows[param].astype(float)
+            y = rows[column].astype(float).fillna(floor) if status == "ERROR" else rows[column].astype(float)
+            ax.scatter(x, y, alpha=0.85, label=f"{label} ({len(rows)})", **style)
         ax.set_xlabel(param)
         ax.set_ylabel(metric)
-    return _save(fig, out / "objective_vs_parameters.png")
+    axes[0][0].legend(fontsize=6)
+    return fig
+
+
+def objective_vs_parameters(trials: pd.DataFrame, params: list[str], metric: str, out: Path) -> Path | None:
+    """``objective_vs_parameters.png`` (``objective_vs_parameters_figure``)."""
+    fig = objective_vs_parameters_figure(trials, params, metric)
+    return None if fig is None else _save(fig, out / "objective_vs_parameters.png")
 
 
 def curves(trials: pd.DataFrame, params: list[str], top: int) -> list[tuple[str, str, bool]]:

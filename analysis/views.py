@@ -39,20 +39,33 @@ def seed_statistics(trials: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return stats.reset_index()
 
 
+MIN_CORRELATION_TRIALS = 5  # below this a rank correlation is not evidence (4 trials: p >= 0.08)
+
+
 def signal_correlation(trials: pd.DataFrame) -> pd.DataFrame:
-    """Spearman correlation across trials of ``val_ucc_acc`` (no instance labels needed) with
-    ``cluster_acc`` and ``js_min`` (last values of trials that reported them)."""
+    """Spearman correlation across finished trials of ``val_ucc_acc`` (no instance labels needed)
+    with ``cluster_acc`` and ``js_min`` (last values of the trials that ran their whole budget:
+    a stopped trial's value is of another budget); ``note`` says when the trials are too few
+    (fewer than ``MIN_CORRELATION_TRIALS``) for the correlation to mean anything."""
+    finished = trials[trials["status"] == "TERMINATED"] if "status" in trials else trials
     rows = []
     for target in ("cluster_acc", "js_min"):
         pair = (
-            trials[["last_val_ucc_acc", f"last_{target}"]].dropna()
-            if f"last_{target}" in trials
+            finished[["last_val_ucc_acc", f"last_{target}"]].dropna()
+            if f"last_{target}" in finished and "last_val_ucc_acc" in finished
             else pd.DataFrame()
         )
         rho = np.nan
         if len(pair) >= 3 and pair.nunique().min() > 1:
             rho = float(pair.iloc[:, 0].corr(pair.iloc[:, 1], method="spearman"))
-        rows.append({"signal": "val_ucc_acc", "target": target, "spearman": rho, "trials": len(pair)})
+        note = (
+            ""
+            if len(pair) >= MIN_CORRELATION_TRIALS
+            else (f"only {len(pair)} finished trial(s): too few for a correlation to mean anything")
+        )
+        rows.append(
+            {"signal": "val_ucc_acc", "target": target, "spearman": rho, "trials": len(pair), "note": note}
+        )
     return pd.DataFrame(rows)
 
 

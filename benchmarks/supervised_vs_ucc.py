@@ -21,7 +21,7 @@ import numpy as np
 
 from benchmarks.common import write_results
 from benchmarks.quality_digits import one_seed
-from ucc_tune.config import SUPERVISION_LABELS, Config, Supervision
+from ucc_tune.config import Config, Supervision, supervision_label
 from ucc_tune.config_args import parse_assignments
 
 FAMILIES: tuple[Supervision, ...] = ("ucc", "instance")
@@ -35,7 +35,7 @@ def family(config: Config, seeds: list[int]) -> dict[str, Any]:
         print(config.supervision, runs[-1], flush=True)
     accs = [r["test_kmeans_acc"] for r in runs]
     return {
-        "label": SUPERVISION_LABELS[config.supervision],
+        "label": supervision_label(config),
         "runs": runs,
         "test_kmeans_acc_mean": round(float(np.mean(accs)), 4),
         "test_kmeans_acc_range": [min(accs), max(accs)],

@@ -249,6 +249,9 @@ def test_views_on_hand_made_tables() -> None:
     assert list(pareto_front(trials, ["val_ucc_acc", "cluster_acc"], ["max", "max"])["trial_id"]) == ["a"]
     corr = signal_correlation(trials).set_index("target")
     assert corr.loc["cluster_acc", "spearman"] == pytest.approx(1.0)  # same ranking
+    assert corr.loc["cluster_acc", "note"].startswith("only 4 finished trial(s): too few")
+    stopped = trials.assign(status=["TERMINATED", "TERMINATED", "STOPPED", "TERMINATED"])
+    assert signal_correlation(stopped).set_index("target").loc["cluster_acc", "trials"] == 3
     with pytest.raises(KeyError, match="no column 'last_nmi'"):
         best_trials(trials, "nmi")
     trials.loc[1, "last_val_ucc_acc"] = 0.85  # now b beats a on val_ucc_acc

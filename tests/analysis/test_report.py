@@ -218,7 +218,20 @@ def test_report_shows_the_searched_parameters_and_the_best_trials_features(
     ranking = next(v for k, v in tables.items() if k.startswith("Ranking"))
     assert ranking[:4] == ["rank", "alpha", "lr", "last_cluster_acc"]
     assert tables["Not ranked (stopped early, failed or never ran)"][4:6] == ["alpha", "lr"]
-    assert tables["Across seeds"][:2] == ["alpha", "lr"]
+    assert "Across seeds" not in tables  # one trial per configuration: its seeds' range is in the ranking
+    # the answer first: the verdict, then the ranking, then the search's settings as a short table
+    headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert headings[0] == "Verdict" and headings[1].startswith("Ranking") and headings[2] == "Search"
+    assert tables["Search"] == [
+        "experiment",
+        "space",
+        "searched",
+        "objectives",
+        "trials",
+        "fixed",
+        "git_commit",
+    ]
+    assert "| hand | hand | alpha, lr | cluster_acc (max) |" in md
     # epochs and seed were set in every trial's config, and every other field has its default
     assert {c for columns in tables.values() for c in columns} & set(field_names()) == {"alpha", "lr"}
     assert (out / "parallel_coordinates.png").read_bytes()[:4] == b"\x89PNG"
@@ -228,3 +241,20 @@ def test_report_shows_the_searched_parameters_and_the_best_trials_features(
     assert rows[2:5] == ["| a | 8 | 2 | 0 | 0 |", "| b | 0 | 9 | 1 | 0 |", "| c | 2 | 0 | 7 | 1 |"]
     assert "(feature_maps.png)" in md and "(confusion.png)" in md
     assert (out / "feature_maps.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_objective_vs_parameters_draws_only_finished_trials_as_comparable(tmp_path: Path) -> None:
+    """Two trials finished at epoch 3, two stopped after epoch 1 of 3: the stopped ones' values
+    are of another budget, so they are drawn apart from the finished ones, never among them."""
+    exp = analysis.load(experiment(tmp_path, ASHA))
+    fig = plots.objective_vs_parameters_figure(exp.trials, ["alpha", "lr"], "cluster_acc")
+    assert fig is not None
+    alpha_panel = fig.axes[0]
+    drawn = {str(c.get_label()): np.asarray(c.get_offsets()).tolist() for c in alpha_panel.collections}
+    assert drawn == {
+        "finished: value at its last epoch (2)": [[0.25, 0.6], [0.5, 0.5]],
+        "stopped early: value at its last epoch run (not comparable) (2)": [[0.0, 0.1], [1.0, 0.15]],
+    }
+    legend_box = alpha_panel.get_legend()
+    assert legend_box is not None and [t.get_text() for t in legend_box.get_texts()] == list(drawn)
+    plt.close(fig)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ucc_tune.config import SUPERVISION_LABELS, Config, ConfigError
+from ucc_tune.config import Config, ConfigError, supervision_label
 from ucc_tune.config_args import add_config_arguments, config_values, defaults_from_dataset
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         if config.seeds > 1
         else ""
     )
-    kind = SUPERVISION_LABELS[config.supervision]
+    kind = supervision_label(config)
     print(f"training {config.model} ({kind}) on {config.dataset}{seeds} -> {out}", flush=True)
     try:
         metrics = run_training(config, out, args.resume, args.gpus_per_worker)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ucc_tune.config import SUPERVISION_LABELS, Config
+from ucc_tune.config import Config, supervision_label
 from ucc_tune.schema import BEST_EPOCH, BEST_VALUE, TESTED_EPOCH, metric_direction
 
 
@@ -69,7 +69,7 @@ def run_outcome(config: Config, last: Mapping[str, Any]) -> dict[str, Any]:
     best_epoch = last.get(BEST_EPOCH)
     epochs_run = int(last.get("epochs_done", 0))
     return {
-        "supervision": SUPERVISION_LABELS[config.supervision],
+        "supervision": supervision_label(config),
         "best_metric": config.best_metric,
         "best_epoch": best_epoch,
         "best_value": last.get(BEST_VALUE),
