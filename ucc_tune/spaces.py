@@ -35,6 +35,7 @@ SPACES: dict[str, str] = {
     "kde_bandwidth": "search_spaces.kde_bandwidth",
     "loss_weights": "search_spaces.loss_weights",
     "full": "search_spaces.full",
+    "recipe": "search_spaces.recipe",
     "smoke": "search_spaces.smoke",
 }
 
