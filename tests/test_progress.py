@@ -97,3 +97,18 @@ def test_durations() -> None:
         "59m59s",
         "1h01m",
     ]
+
+
+def test_the_time_left_does_not_count_the_start_up_and_holds_steady() -> None:
+    """Two trials at a time, 10 s of training per epoch, after a start-up of 50 s: the estimate
+    is the epochs left x 10 s / 2 running, the same after one epoch as after three."""
+    p = SearchProgress(["alpha"], "cluster_acc", num_samples=4)
+    for tid in ("a", "b"):
+        p.trial(tid, {"alpha": 0.5}, 4, "RUNNING")
+    estimates = []
+    for epochs in (1, 3):
+        for tid in ("a", "b"):
+            p.result(tid, {"epochs_done": epochs, "cluster_acc": 0.5, "time_s": 10.0 * epochs})
+        estimates.append(p.clock(elapsed_s=50 + 10 * epochs))
+    # 16 epochs planned; after 2 done 14 remain (70 s), after 6 done 10 remain (50 s)
+    assert estimates == ["elapsed 1m00s, about 1m10s left at most", "elapsed 1m20s, about 50s left at most"]
