@@ -31,12 +31,14 @@ def environment() -> dict[str, Any]:
     }
 
 
-def write_results(name: str, figures: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` (figures + environment) and print it."""
+def write_results(name: str, figures: dict[str, Any], quiet: bool = False) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (figures + environment) and print it (unless
+    ``quiet``: a benchmark saving what it has so far)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     text = json.dumps({"benchmark": name, "environment": environment(), **figures}, indent=2)
     path.write_text(text + "\n")
-    print(text)
-    print(f"written to {path}")
+    if not quiet:
+        print(text)
+        print(f"written to {path}")
     return path
