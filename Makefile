@@ -8,6 +8,7 @@
 # newest releases those ranges allow, to see a new release break us before a user does.
 
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c  # a failed pip install fails the target, through the filter below
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,7 +16,7 @@ STAMP := $(VENV)/.ucc-tune-installed
 LOCK := requirements.lock
 PIP := -m pip install --quiet --disable-pip-version-check
 # pip's noise about the [dev] extra's own editable path
-QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: demo test install lock test-latest clean-venv
 
@@ -41,9 +42,10 @@ lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python $(PIP) -c constraints.txt -e '.[dev]' 2>&1 | $(QUIET)
-	@echo "# Every package of the tested environment (pip freeze of a fresh install of '.[dev]'" > $(LOCK)
-	@echo "# under constraints.txt, on Linux x86_64, Python 3.11). Refresh: make lock" >> $(LOCK)
-	.venv-lock/bin/python -m pip freeze --exclude-editable --disable-pip-version-check >> $(LOCK)
+	@echo "# Every package of the tested environment (pip freeze of a fresh install of '.[dev]'" > $(LOCK).tmp
+	@echo "# under constraints.txt, on Linux x86_64, Python 3.11). Refresh: make lock" >> $(LOCK).tmp
+	.venv-lock/bin/python -m pip freeze --exclude-editable --disable-pip-version-check >> $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
 	rm -rf .venv-lock
 	@echo "$(LOCK) rewritten: run make test, then commit it"
 
@@ -51,8 +53,10 @@ test-latest:
 	rm -rf .venv-latest
 	$(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/python $(PIP) --upgrade -e '.[dev]' 2>&1 | $(QUIET)
-	@diff <(grep -v '^#' $(LOCK)) <(.venv-latest/bin/python -m pip freeze --exclude-editable --disable-pip-version-check) \
-		| grep '^[<>]' | sed 's/^</lock:  /; s/^>/latest:/' || echo "latest = the lock"
+	@changes=$$({ diff <(grep -v '^#' $(LOCK)) \
+		<(.venv-latest/bin/python -m pip freeze --exclude-editable --disable-pip-version-check) || true; } \
+		| { grep '^[<>]' || true; } | sed 's/^</lock:  /; s/^>/latest:/'); \
+		echo "$${changes:-latest = the lock}"
 	.venv-latest/bin/pytest -m "not slow" -p no:cacheprovider
 
 clean-venv:

@@ -128,7 +128,7 @@ def report_sections(exp: Experiment, params: list[str], metric: str, words: Sent
         "val_ucc_acc as a predictor (Spearman, finished trials)": signal_correlation(exp.trials),
     }
     across = seed_statistics(exp.trials, [metric])
-    if f"last_{metric}_count" in across and (across[f"last_{metric}_count"] > 1).any():
+    if "seed" in exp.trials and exp.trials["seed"].nunique() > 1 and len(across):
         # trials of one configuration that differ in seed (seeds inside a trial: the ranking's range)
         sections["Across seeds"] = across
     if len(metrics) > 1:

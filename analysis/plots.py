@@ -39,7 +39,8 @@ OUTCOMES = {
 def objective_vs_parameters_figure(trials: pd.DataFrame, params: list[str], metric: str) -> plt.Figure | None:
     """The objective against each searched parameter, one panel per parameter: finished trials at
     their final epoch, trials stopped early grey crosses at the epoch they reached, failed trials
-    red marks along the bottom (``OUTCOMES``); each kind named in the legend once."""
+    red marks along the bottom (``OUTCOMES``); each kind named in the legend once. Trials still
+    running or pending are left out."""
     column = f"last_{metric}"
     params = [p for p in params if p in trials]
     if not params or column not in trials:
@@ -55,7 +56,8 @@ def objective_vs_parameters_figure(trials: pd.DataFrame, params: list[str], metr
             if not len(rows):
                 continue
             x = rows[param].astype(str) if categorical else rows[param].astype(float)
-            y = rows[column].astype(float).fillna(floor) if status == "ERROR" else rows[column].astype(float)
+            # a failed trial's last value (if any) is of an unfinished run: along the bottom
+            y = pd.Series(floor, index=rows.index) if status == "ERROR" else rows[column].astype(float)
             ax.scatter(x, y, alpha=0.85, label=f"{label} ({len(rows)})", **style)
         ax.set_xlabel(param)
         ax.set_ylabel(metric)
@@ -181,13 +183,17 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], metric: str, o
 
 
 def ucc_vs_cluster(trials: pd.DataFrame, out: Path) -> Path | None:
-    """UCC accuracy (label-free signal) against cluster accuracy, the Pareto front highlighted."""
+    """UCC accuracy (label-free signal) against cluster accuracy of the finished trials (the ones
+    the front is drawn over: a stopped trial's values are of a smaller budget), the Pareto front
+    highlighted."""
     data = trials.dropna(subset=["last_val_ucc_acc", "last_cluster_acc"])
+    if "status" in data:
+        data = data[data["status"] == "TERMINATED"]
     if data.empty:
         return None
     front = pareto_front(data, ["val_ucc_acc", "cluster_acc"], ["max", "max"]).sort_values("last_val_ucc_acc")
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    ax.scatter(data["last_val_ucc_acc"], data["last_cluster_acc"], alpha=0.7, label="trials")
+    ax.scatter(data["last_val_ucc_acc"], data["last_cluster_acc"], alpha=0.7, label="finished trials")
     ax.plot(front["last_val_ucc_acc"], front["last_cluster_acc"], "r-o", label="Pareto front")
     ax.set_xlabel("val_ucc_acc")
     ax.set_ylabel("cluster_acc")

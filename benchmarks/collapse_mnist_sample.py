@@ -2,8 +2,8 @@
 
 Run: ``.venv/bin/python -m benchmarks.collapse_mnist_sample``.
 
-The case: ``mnist_sample``, bags of 16, 2 bags per ucc label, ``alpha=1``, ``lr=1e-3`` (the
-``digits`` default, too high at 28x28), 8 epochs of 100 steps. Without the detector this run
+The case: ``mnist_sample``, bags of 16, 2 bags per ucc label, ``alpha=1``, ``lr=1e-3`` without a
+warm-up (the old ``digits`` default, too high at 28x28), 8 epochs of 100 steps. Without the detector this run
 trains all 800 steps with its UCC loss at ln 4 and every feature saturated. Target: it stops
 with ``FeatureCollapseError`` within its first two evaluations (epoch 0 or 1). Writes
 ``benchmarks/results/collapse_mnist_sample.json``: the epoch it stopped at, the steps and wall
@@ -28,6 +28,7 @@ CASE = {
     "bags_per_label": 2,
     "alpha": 1.0,
     "lr": 1e-3,
+    "warmup_steps": 0,
     "epochs": 8,
     "steps_per_epoch": 100,
 }

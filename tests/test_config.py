@@ -185,6 +185,7 @@ def test_a_run_is_named_by_the_labels_it_learns_from() -> None:
     assert supervision_label(Config(alpha=0.5)) == "UCC (bag labels only)"
     assert supervision_label(Config(alpha=1.0)) == "UCC (bag labels only)"
     assert supervision_label(Config(alpha=0.0)).startswith("autoencoder (no labels")
+    assert supervision_label(Config(alpha=0.0, rcc_weight=0.5)) == "UCC (bag labels only)"  # counts per bag
     assert (
         supervision_label(Config(alpha=0.0, supervision="instance"))
         == "supervised baseline (instance labels)"

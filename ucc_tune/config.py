@@ -198,8 +198,9 @@ class Config:
 
 def supervision_label(config: Config) -> str:
     """What a run of ``config`` learns from, in words: bag labels (UCC), instance labels (the
-    supervised baseline), or none at all (``alpha=0``: only the autoencoder's loss counts)."""
-    if config.supervision == "ucc" and config.alpha == 0:
+    supervised baseline), or none at all (``alpha=0`` without the RCC terms: only the
+    autoencoder's loss counts)."""
+    if config.supervision == "ucc" and config.alpha == 0 and not config.use_rcc:
         return NO_LABELS
     return SUPERVISION_LABELS[config.supervision]
 

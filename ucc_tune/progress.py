@@ -85,6 +85,7 @@ class SearchProgress:
         self.mode = mode or metric_direction(metric)
         self.budget_s = budget_s
         self.trials: dict[str, TrialProgress] = {}
+        self._most_at_once = 0  # trials seen running at once
 
     def trial(self, trial_id: str, params: dict[str, Any], planned: int | None, ray_status: str) -> bool:
         """Record a trial's parameters and Ray status; True when anything changed."""
@@ -171,7 +172,7 @@ class SearchProgress:
 
     def _seconds_per_epoch(self, elapsed_s: float, done: int) -> float:
         """Wall seconds the search takes per epoch of a trial. From the trials' own training time
-        (``time_s``) spread over the trials running at once, when they report it: a rate that
+        (``time_s``) spread over the most trials seen running at once, when they report it: a rate that
         leaves out the cluster's start and the first trials' set-up, which the elapsed time holds
         (with those, the estimate fell from 23 to 11 minutes in the demo's first two minutes).
         Else the elapsed time per epoch done."""
@@ -179,8 +180,9 @@ class SearchProgress:
         if not timed:
             return elapsed_s / done
         per_epoch = sum(t.train_s or 0.0 for t in timed) / sum(t.epochs_done for t in timed)
-        at_once = max(1, sum(t.status() == "RUNNING" for t in self.trials.values()))
-        return per_epoch / at_once
+        running = sum(t.status() == "RUNNING" for t in self.trials.values())
+        self._most_at_once = max(self._most_at_once, running)  # not 1 between two launches
+        return per_epoch / max(1, self._most_at_once)
 
     def best_line(self) -> str:
         ranked = self.ranked()

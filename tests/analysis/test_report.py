@@ -258,3 +258,24 @@ def test_objective_vs_parameters_draws_only_finished_trials_as_comparable(tmp_pa
     legend_box = alpha_panel.get_legend()
     assert legend_box is not None and [t.get_text() for t in legend_box.get_texts()] == list(drawn)
     plt.close(fig)
+
+
+def test_a_failed_trial_is_drawn_along_the_bottom_whatever_it_reported() -> None:
+    import pandas as pd
+
+    trials = pd.DataFrame(
+        {
+            "trial_id": ["f", "s", "e"],
+            "status": ["TERMINATED", "STOPPED", "ERROR"],
+            "alpha": [0.5, 1.0, 0.0],
+            "last_cluster_acc": [0.9, 0.4, 0.95],  # e collapsed after an epoch that scored 0.95
+        }
+    )
+    fig = plots.objective_vs_parameters_figure(trials, ["alpha"], "cluster_acc")
+    assert fig is not None
+    drawn = {
+        str(c.get_label()).split(":")[0]: np.asarray(c.get_offsets()).tolist()
+        for c in fig.axes[0].collections
+    }
+    assert drawn == {"finished": [[0.5, 0.9]], "stopped early": [[1.0, 0.4]], "failed": [[0.0, 0.4]]}
+    plt.close(fig)
