@@ -461,3 +461,17 @@ def test_unusable_storage_and_spaces_exit_2_and_leave_nothing(
     assert search.main(["--storage-path", str(tmp_path / "exps"), "--space", str(broken), "--name", "b"]) == 2
     assert "cannot be loaded: SyntaxError" in capsys.readouterr().err
     assert not (tmp_path / "exps").exists()  # a corrected command may use the same --name
+
+
+def test_a_search_started_under_other_defaults_is_not_resumed_under_new_ones(tmp_path: Path) -> None:
+    """search.json records the Config every trial shared; resuming after a version changed a
+    default those trials relied on would mix two recipes in one ranking: it is refused."""
+    from ucc_tune.config import Config
+
+    fixed = {"num_threads": 1, "seeds": 2}
+    then = Config.from_dict(fixed).to_dict() | {"lr": 1e-3, "warmup_steps": 0}
+    (tmp_path / "search.json").write_text(json.dumps({"fixed": fixed, "resolved_fixed_config": then}))
+    assert search.changed_defaults(tmp_path) == "lr=0.001 -> 0.0003, warmup_steps=0 -> 100"
+    same = Config.from_dict(fixed).to_dict()
+    (tmp_path / "search.json").write_text(json.dumps({"fixed": fixed, "resolved_fixed_config": same}))
+    assert search.changed_defaults(tmp_path) == ""

@@ -327,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     plan.experiment_dir.mkdir(parents=True, exist_ok=True)
     if plan.resume:
         fetch_driver_files(plan)
+        if changed := changed_defaults(plan.experiment_dir):
+            print(f"error: {where} was started with other defaults than this version's: {changed}; "
+                  "its trials would resume under the new ones. Continue it with the version that "
+                  "started it, or start a new experiment", file=sys.stderr)  # fmt: skip
+            return 2
     else:
         write_search_json(plan, resources, argv)
         publish(plan, SEARCH_FILE)
@@ -339,6 +344,24 @@ def main(argv: list[str] | None = None) -> int:
     publish(plan)
     print_summary(table, plan, args.top, time.monotonic() - started)
     return 0
+
+
+def changed_defaults(experiment_dir: Path) -> str:
+    """The ``Config`` values the trials of a resumed search would now get for the fields its start
+    left to the defaults, where they differ from those its ``search.json`` recorded then (a new
+    version's defaults: ``key=then -> now``, comma-separated), or ""."""
+    path = experiment_dir / SEARCH_FILE
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    recorded, fixed = record.get("resolved_fixed_config"), record.get("fixed")
+    if not isinstance(recorded, dict) or not isinstance(fixed, dict):
+        return ""
+    try:
+        now = Config.from_dict(fixed).to_dict()
+    except ConfigError as err:
+        return f"its fixed values are no longer valid ({err})"
+    return ", ".join(
+        f"{k}={recorded[k]!r} -> {now[k]!r}" for k in now if k in recorded and recorded[k] != now[k]
+    )
 
 
 def write_search_json(plan: SearchPlan, resources: Any, argv: list[str] | None) -> None:
