@@ -21,8 +21,9 @@ import numpy as np
 
 from benchmarks.common import write_results
 from benchmarks.quality_digits import one_seed
-from ucc_tune.config import Config, Supervision, supervision_label
+from ucc_tune.config import Config, Supervision
 from ucc_tune.config_args import parse_assignments
+from ucc_tune.train.stopping import supervision_label
 
 FAMILIES: tuple[Supervision, ...] = ("ucc", "instance")
 BUDGET = {"epochs": 5, "steps_per_epoch": 40, "eval_every": 5}  # about 6 minutes for 6 runs on 2 cores

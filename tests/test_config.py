@@ -177,16 +177,3 @@ def test_datasets_bring_their_own_defaults_unless_named_or_searched() -> None:
     assert defaults_from_dataset({"dataset": "cifar10", "lr": 3e-3}) == {}  # the user's value stays
     assert defaults_from_dataset({"dataset": "mnist"}, searched={"lr"}) == {}  # the space's stays
     assert defaults_from_dataset({}) == {} and defaults_from_dataset({"dataset": "digits"}) == {}
-
-
-def test_a_run_is_named_by_the_labels_it_learns_from() -> None:
-    from ucc_tune.config import supervision_label
-
-    assert supervision_label(Config(alpha=0.5)) == "UCC (bag labels only)"
-    assert supervision_label(Config(alpha=1.0)) == "UCC (bag labels only)"
-    assert supervision_label(Config(alpha=0.0)).startswith("autoencoder (no labels")
-    assert supervision_label(Config(alpha=0.0, rcc_weight=0.5)) == "UCC (bag labels only)"  # counts per bag
-    assert (
-        supervision_label(Config(alpha=0.0, supervision="instance"))
-        == "supervised baseline (instance labels)"
-    )

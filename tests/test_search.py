@@ -467,11 +467,12 @@ def test_a_search_started_under_other_defaults_is_not_resumed_under_new_ones(tmp
     """search.json records the Config every trial shared; resuming after a version changed a
     default those trials relied on would mix two recipes in one ranking: it is refused."""
     from ucc_tune.config import Config
+    from ucc_tune.plan import changed_defaults
 
     fixed = {"num_threads": 1, "seeds": 2}
     then = Config.from_dict(fixed).to_dict() | {"lr": 1e-3, "warmup_steps": 0}
     (tmp_path / "search.json").write_text(json.dumps({"fixed": fixed, "resolved_fixed_config": then}))
-    assert search.changed_defaults(tmp_path) == "lr=0.001 -> 0.0003, warmup_steps=0 -> 100"
+    assert changed_defaults(tmp_path) == "lr=0.001 -> 0.0003, warmup_steps=0 -> 100"
     same = Config.from_dict(fixed).to_dict()
     (tmp_path / "search.json").write_text(json.dumps({"fixed": fixed, "resolved_fixed_config": same}))
-    assert search.changed_defaults(tmp_path) == ""
+    assert changed_defaults(tmp_path) == ""

@@ -11,13 +11,13 @@ import pytest
 import torch
 from ucc_test_support import read_jsonl, tiny
 
-from ucc_tune.config import BestMetric, ConfigError
+from ucc_tune.config import BestMetric, Config, ConfigError
 from ucc_tune.data.loading import load_data
 from ucc_tune.evaluation import extract_features
 from ucc_tune.models import build
 from ucc_tune.schema import OBJECTIVES
 from ucc_tune.train.__main__ import main as train_main
-from ucc_tune.train.stopping import BestSoFar, stop_reason
+from ucc_tune.train.stopping import BestSoFar, stop_reason, supervision_label
 
 
 def stopping_evaluation(values: list[float], metric: str, patience: int, min_delta: float) -> int | None:
@@ -116,3 +116,14 @@ def test_a_real_run_stops_early_and_tests_the_best_weights(tmp_path: Path, capsy
         model.load_state_dict(state["model"])
         features = extract_features(model.encoder, data.images["test"], 512)
         assert np.allclose(features, saved, atol=1e-6) == same
+
+
+def test_a_run_is_named_by_the_labels_it_learns_from() -> None:
+    assert supervision_label(Config(alpha=0.5)) == "UCC (bag labels only)"
+    assert supervision_label(Config(alpha=1.0)) == "UCC (bag labels only)"
+    assert supervision_label(Config(alpha=0.0)).startswith("autoencoder (no labels")
+    assert supervision_label(Config(alpha=0.0, rcc_weight=0.5)) == "UCC (bag labels only)"  # counts per bag
+    assert (
+        supervision_label(Config(alpha=0.0, supervision="instance"))
+        == "supervised baseline (instance labels)"
+    )

@@ -48,11 +48,6 @@ BestMetric = Literal[
 
 CLUSTER_METHODS: tuple[str, ...] = get_args(ClusterMethod)
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
-SUPERVISION_LABELS: dict[str, str] = {
-    "ucc": "UCC (bag labels only)",
-    "instance": "supervised baseline (instance labels)",
-}
-NO_LABELS = "autoencoder (no labels: alpha=0 gives the UCC loss no weight)"
 MODELS_WITH_DROPOUT: tuple[str, ...] = ("linear",)  # models whose encoder and decoder have dropout
 DATASET_CLASSES: dict[str, int | None] = {name: facts.classes for name, facts in CATALOG.items()}
 
@@ -194,15 +189,6 @@ class Config:
 
     def cluster_method_list(self, test: bool = False) -> list[str]:
         return _split_methods(self.test_cluster_methods if test else self.cluster_methods)
-
-
-def supervision_label(config: Config) -> str:
-    """What a run of ``config`` learns from, in words: bag labels (UCC), instance labels (the
-    supervised baseline), or none at all (``alpha=0`` without the RCC terms: only the
-    autoencoder's loss counts)."""
-    if config.supervision == "ucc" and config.alpha == 0 and not config.use_rcc:
-        return NO_LABELS
-    return SUPERVISION_LABELS[config.supervision]
 
 
 def field_names() -> list[str]:

@@ -8,12 +8,14 @@ into Ray objects; ``search.json`` records it. The driver's copies of ``search.js
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ucc_tune.schema import DRIVER_FILES, STUDY_FILE
+from ucc_tune.config import Config, ConfigError
+from ucc_tune.schema import DRIVER_FILES, SEARCH_FILE, STUDY_FILE
 from ucc_tune.storage import Storage, is_uri
 
 
@@ -174,3 +176,21 @@ def fetch_driver_files(plan: SearchPlan) -> None:
     for name in DRIVER_FILES:
         if not (plan.experiment_dir / name).exists() and storage.exists(name):
             storage.download(plan.experiment_dir / name, name)
+
+
+def changed_defaults(experiment_dir: Path) -> str:
+    """The ``Config`` values the trials of a resumed search would now get for the fields its start
+    left to the defaults, where they differ from those its ``search.json`` recorded then (a new
+    version's defaults: ``key=then -> now``, comma-separated), or ""."""
+    path = experiment_dir / SEARCH_FILE
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    recorded, fixed = record.get("resolved_fixed_config"), record.get("fixed")
+    if not isinstance(recorded, dict) or not isinstance(fixed, dict):
+        return ""
+    try:
+        now = Config.from_dict(fixed).to_dict()
+    except ConfigError as err:
+        return f"its fixed values are no longer valid ({err})"
+    return ", ".join(
+        f"{k}={recorded[k]!r} -> {now[k]!r}" for k in now if k in recorded and recorded[k] != now[k]
+    )

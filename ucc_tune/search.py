@@ -27,6 +27,7 @@ from ucc_tune.plan import (
     ResourceError,
     Resources,
     SearchPlan,
+    changed_defaults,
     fetch_driver_files,
     grace_period,
     publish,
@@ -344,24 +345,6 @@ def main(argv: list[str] | None = None) -> int:
     publish(plan)
     print_summary(table, plan, args.top, time.monotonic() - started)
     return 0
-
-
-def changed_defaults(experiment_dir: Path) -> str:
-    """The ``Config`` values the trials of a resumed search would now get for the fields its start
-    left to the defaults, where they differ from those its ``search.json`` recorded then (a new
-    version's defaults: ``key=then -> now``, comma-separated), or ""."""
-    path = experiment_dir / SEARCH_FILE
-    record = json.loads(path.read_text()) if path.is_file() else {}
-    recorded, fixed = record.get("resolved_fixed_config"), record.get("fixed")
-    if not isinstance(recorded, dict) or not isinstance(fixed, dict):
-        return ""
-    try:
-        now = Config.from_dict(fixed).to_dict()
-    except ConfigError as err:
-        return f"its fixed values are no longer valid ({err})"
-    return ", ".join(
-        f"{k}={recorded[k]!r} -> {now[k]!r}" for k in now if k in recorded and recorded[k] != now[k]
-    )
 
 
 def write_search_json(plan: SearchPlan, resources: Any, argv: list[str] | None) -> None:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ucc_tune.config import Config, ConfigError, supervision_label
+from ucc_tune.config import Config, ConfigError
 from ucc_tune.config_args import add_config_arguments, config_values, defaults_from_dataset
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
@@ -23,7 +23,7 @@ from ucc_tune.schema import BEST_CHECKPOINT_DIR, DDP_RUN_NAME, METRICS_FILE, RUN
 from ucc_tune.train.loop import FeatureCollapseError, NonFiniteLossError
 from ucc_tune.train.seeds import train
 from ucc_tune.train.session import LocalSession, RunFolder
-from ucc_tune.train.stopping import run_outcome
+from ucc_tune.train.stopping import run_outcome, supervision_label
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,8 +15,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ucc_tune.config import Config, supervision_label
+from ucc_tune.config import Config
 from ucc_tune.schema import BEST_EPOCH, BEST_VALUE, TESTED_EPOCH, metric_direction
+
+SUPERVISION_LABELS: dict[str, str] = {
+    "ucc": "UCC (bag labels only)",
+    "instance": "supervised baseline (instance labels)",
+}
+NO_LABELS = "autoencoder (no labels: alpha=0 gives the UCC loss no weight)"
 
 
 @dataclass
@@ -60,6 +66,15 @@ def stop_reason(epochs_run: int, epochs: int, best_epoch: int | None, patience: 
     if epochs_run >= epochs:
         return f"ran all {epochs} epochs"
     return f"no improvement >= {min_delta:g} in {patience} evaluations since epoch {best_epoch}"
+
+
+def supervision_label(config: Config) -> str:
+    """What a run of ``config`` learns from, in words: bag labels (UCC), instance labels (the
+    supervised baseline), or none at all (``alpha=0`` without the RCC terms: only the
+    autoencoder's loss counts)."""
+    if config.supervision == "ucc" and config.alpha == 0 and not config.use_rcc:
+        return NO_LABELS
+    return SUPERVISION_LABELS[config.supervision]
 
 
 def run_outcome(config: Config, last: Mapping[str, Any]) -> dict[str, Any]:
