@@ -291,12 +291,12 @@ def test_cli_trains_the_supervised_baseline_and_says_so(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_ucc_without_the_autoencoder_trains_under_the_defaults(tmp_path: Path, seed: int) -> None:
+def test_ucc_without_the_autoencoder_trains_under_the_defaults(tmp_path: Path) -> None:
     """alpha=1 on digits under the defaults: no collapse at the first evaluation, and the UCC
     head has learnt something (its validation loss below ln 4, the loss of a uniform guess over
-    the four ucc labels). At lr=1e-3 without a warm-up both seeds collapse within 30 steps."""
-    config = Config(alpha=1.0, seed=seed, epochs=1, steps_per_epoch=150, num_threads=1)
+    the four ucc labels). At lr=1e-3 without a warm-up this seed collapses within 30 steps
+    (``benchmarks/robustness.py`` counts it over many seeds)."""
+    config = Config(alpha=1.0, seed=0, epochs=1, steps_per_epoch=150, num_threads=1)
     final = train(config, LocalSession(tmp_path))
     assert final["seeds_collapsed"] == 0
     assert final["val_loss"] < math.log(4) - 0.01
