@@ -93,3 +93,16 @@ def test_the_train_command_says_which_defaults_came_from_the_dataset(
     assert "defaults of dataset mnist_sample: lr=0.0001 (set them to override)" in capsys.readouterr().out
     assert cli.main(["--set", "dataset=mnist_sample", "--set", "lr=0.003", "--out", str(tmp_path / "b")]) == 0
     assert ran[-1].lr == 0.003 and "defaults of dataset" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("space", "flags", "scheduler"),
+    [("alpha_sweep", [], "fifo"), ("smoke", [], "asha"), ("alpha_sweep", ["--scheduler", "asha"], "asha")],
+)
+def test_a_grid_runs_every_point_to_the_end_unless_asked(
+    tmp_path: Path, space: str, flags: list[str], scheduler: str
+) -> None:
+    args = search.build_parser().parse_args(
+        ["--storage-path", str(tmp_path), "--name", "g", "--space", space, *flags]
+    )
+    assert search.resolve_plan(args).scheduler == scheduler

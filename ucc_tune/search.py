@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--mode", help="max|min per metric, comma-separated (default: each metric's direction)")
     p.add_argument(
-        "--scheduler", choices=("asha", "fifo"), default="asha", help="ASHA stops poor trials early"
+        "--scheduler",
+        choices=("asha", "fifo"),
+        help="ASHA stops poor trials early (default: asha; fifo for a space with a GRID)",
     )
     p.add_argument(
         "--grace-period",
@@ -184,9 +186,11 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
     space, searched, configs, fixed = _resolve_space(args, resources)
     config = configs[0]
     grace = args.grace_period or grace_period(config.epochs)
-    if args.scheduler == "asha" and grace > config.epochs:
+    # a grid is the question itself: every point runs its whole budget, whose near-ties an early
+    # rung would cut on noise (ASHA stopped the demo grid's best alpha at its rung in one of two runs)
+    scheduler = args.scheduler or ("fifo" if space.grid else "asha")
+    if scheduler == "asha" and grace > config.epochs:
         raise UsageError(f"--grace-period {grace}: must be <= the trials' {config.epochs} epochs")
-    scheduler = args.scheduler
     if scheduler == "asha" and len(metrics) > 1:
         print("note: several metrics make a multi-objective search; ASHA needs one metric, so FIFO runs")
         scheduler = "fifo"
