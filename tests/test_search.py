@@ -476,3 +476,6 @@ def test_a_search_started_under_other_defaults_is_not_resumed_under_new_ones(tmp
     same = Config.from_dict(fixed).to_dict()
     (tmp_path / "search.json").write_text(json.dumps({"fixed": fixed, "resolved_fixed_config": same}))
     assert changed_defaults(tmp_path) == ""
+    for damaged in ("{not json", "[1, 2]"):  # a damaged record is not a reason to refuse, nor a traceback
+        (tmp_path / "search.json").write_text(damaged)
+        assert changed_defaults(tmp_path) == ""

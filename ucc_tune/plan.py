@@ -182,8 +182,12 @@ def changed_defaults(experiment_dir: Path) -> str:
     """The ``Config`` values the trials of a resumed search would now get for the fields its start
     left to the defaults, where they differ from those its ``search.json`` recorded then (a new
     version's defaults: ``key=then -> now``, comma-separated), or ""."""
-    path = experiment_dir / SEARCH_FILE
-    record = json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        record = json.loads((experiment_dir / SEARCH_FILE).read_text())
+    except (OSError, ValueError):  # missing or damaged: nothing to compare with
+        return ""
+    if not isinstance(record, dict):
+        return ""
     recorded, fixed = record.get("resolved_fixed_config"), record.get("fixed")
     if not isinstance(recorded, dict) or not isinstance(fixed, dict):
         return ""
