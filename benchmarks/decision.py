@@ -9,7 +9,7 @@ Run: ``.venv/bin/python -m benchmarks.decision [--runs 5] [--truth-seeds 4]`` (a
    objective's test counterpart (``test_kmeans_acc`` for ``cluster_acc``). A run that collapses
    counts as failed for that seed. Cached in ``benchmarks/results/decision_truth.json`` with the
    git commit, the space and the budget; reused while those match (``--fresh-truth`` recomputes).
-2. **The demo search itself**, ``--runs`` times, as ``make demo`` runs it (ASHA, its seeds, its
+2. **The demo search itself**, ``--runs`` times, as ``make demo`` runs it (its scheduler, its seeds, its
    grid) except for the streams: run ``r`` seeds the sampler with ``r`` and the models with
    ``1000 * (r + 1)``. Per run: the configuration it ranks first, whether that configuration's
    ground-truth test mean is within 0.01 of the ground truth's best, the regret, whether the

@@ -1,8 +1,10 @@
 """Does every default train? Feature collapses out of many seeds, per alpha, old recipe against new.
 
 Run: ``.venv/bin/python -m benchmarks.robustness [--seeds 20] [--mnist-seeds 10] [--epochs 3]
-[--mnist-epochs 1] [--steps 100] [--workers 2]`` (run it in the background; ``--quick`` shrinks
-every size for a check).
+[--mnist-epochs 1] [--steps 100] [--workers 2] [--recipes new,old] [--first-seed 0] [--extend]``
+(run it in the background; ``--quick`` shrinks every size for a check). ``--extend`` adds the
+runs to the cases already in the results file that have the same budget (say ``--first-seed 6``
+to add seeds 6, 7, ... to a file holding seeds 0-5).
 Writes ``benchmarks/results/robustness.json``.
 
 Cases: ``digits`` with the ``paper`` model at every alpha in {0, 0.25, 0.5, 0.75, 1} on ``--seeds``
@@ -22,6 +24,7 @@ Runs go ``--workers`` at a time, one torch thread each.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -29,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import write_results
+from benchmarks.common import RESULTS, write_results
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MNIST_ALPHAS = (0.5, 1.0)
@@ -76,7 +79,7 @@ def cases(args: argparse.Namespace) -> list[dict[str, Any]]:
         ("mnist_sample", MNIST_ALPHAS, args.mnist_seeds, args.mnist_epochs),
     ):
         for alpha in alphas:
-            for recipe in ("new", "old"):  # side by side: a run stopped early keeps pairs
+            for recipe in args.recipes:  # side by side: a run stopped early keeps pairs
                 settings = {"dataset": dataset, "model": "paper", "alpha": alpha, "epochs": epochs}
                 settings["steps_per_epoch"] = args.steps
                 settings.update(OLD[dataset] if recipe == "old" else {})
@@ -87,7 +90,7 @@ def cases(args: argparse.Namespace) -> list[dict[str, Any]]:
                         "dataset": dataset,
                         "alpha": alpha,
                         "recipe": recipe,
-                        "seeds": seeds,
+                        "seeds": list(range(args.first_seed, args.first_seed + seeds)),
                         "settings": settings,
                     }
                 )
@@ -124,18 +127,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mnist-epochs", type=int, default=1, help="epochs of an mnist_sample run")
     parser.add_argument("--steps", type=int, default=100, help="steps per epoch")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--recipes", type=_recipes, default=("new", "old"), help="new,old or one")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed of every case")
+    parser.add_argument("--extend", action="store_true", help="add to the results file's cases")
     parser.add_argument("--quick", action="store_true", help="small bags and two seeds: a check, not figures")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.mnist_seeds, args.epochs, args.mnist_epochs, args.steps = 2, 1, 1, 1, 3
-    todo = [c for c in cases(args) if c["seeds"] > 0]
-    jobs = [{**c["settings"], "seed": s} for c in todo for s in range(c["seeds"])]
+    todo = [c for c in cases(args) if c["seeds"]]
+    jobs = [{**c["settings"], "seed": s} for c in todo for s in c["seeds"]]
+    earlier, args.earlier_wall_s = _earlier_runs(args) if args.extend else ({}, 0.0)
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         results = iter(pool.map(one_run, jobs))
-        summaries: list[dict[str, Any]] = []
+        summaries: list[dict[str, Any]] = [s for k, s in earlier.items() if k not in map(_key, todo)]
         for case in todo:
-            summaries.append(summarize(case, [next(results) for _ in range(case["seeds"])]))
+            runs = [next(results) for _ in case["seeds"]]
+            summaries.append(summarize(case, earlier.get(_key(case), {}).get("runs", []) + runs))
             print({k: v for k, v in summaries[-1].items() if k != "runs"}, flush=True)
             if not args.quick:  # every finished case on disk: a long run stopped early keeps them
                 write_results("robustness", figures(args, summaries, start), quiet=True)
@@ -146,16 +154,42 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _recipes(text: str) -> tuple[str, ...]:
+    recipes = tuple(r.strip() for r in text.split(",") if r.strip())
+    if not recipes or not set(recipes) <= {"new", "old"}:
+        raise argparse.ArgumentTypeError(f"--recipes {text!r}: allowed are new, old or new,old")
+    return recipes
+
+
+def _key(case: dict[str, Any]) -> tuple[str, float, str]:
+    return case["dataset"], case["alpha"], case["recipe"]
+
+
+def _earlier_runs(args: argparse.Namespace) -> tuple[dict[tuple[str, float, str], dict[str, Any]], float]:
+    """The results file's cases by key and its wall time, when its budget is this run's."""
+    path = RESULTS / "robustness.json"
+    if not path.exists():
+        return {}, 0.0
+    earlier = json.loads(path.read_text())
+    if earlier.get("budget") != _budget(args):
+        raise SystemExit(f"--extend: {path} has budget {earlier.get('budget')}, not {_budget(args)}")
+    return {_key(case): case for case in earlier["cases"]}, float(earlier["wall_s"])
+
+
+def _budget(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "digits_epochs": args.epochs,
+        "mnist_sample_epochs": args.mnist_epochs,
+        "steps_per_epoch": args.steps,
+        "quick": args.quick,
+    }
+
+
 def figures(args: argparse.Namespace, summaries: list[dict[str, Any]], start: float) -> dict[str, Any]:
     """The benchmark's record of the cases done so far."""
     return {
-        "budget": {
-            "digits_epochs": args.epochs,
-            "mnist_sample_epochs": args.mnist_epochs,
-            "steps_per_epoch": args.steps,
-            "quick": args.quick,
-        },
-        "wall_s": _since(start),
+        "budget": _budget(args),
+        "wall_s": round(_since(start) + getattr(args, "earlier_wall_s", 0.0), 1),
         "cases": summaries,
         "target": "0 collapses in every case under the new defaults",
         "meets_target": all(s["collapses"].startswith("0/") for s in summaries if s["recipe"] == "new"),
