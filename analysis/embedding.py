@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis.load import read_arrays
 from ucc_tune import metrics
 from ucc_tune.schema import ARTIFACTS_DIR, TEST_FEATURES_FILE
 
@@ -49,15 +50,25 @@ class FeatureMap:
 
 
 def read_features(trial_dir: Path) -> Features | None:
-    """The trial's test features, or None when the file is missing or unreadable."""
+    """The trial's test features, or None when the file is missing, unreadable or inconsistent
+    (features, labels and clusters of different lengths, labels outside the class names)."""
     path = Path(trial_dir) / ARTIFACTS_DIR / TEST_FEATURES_FILE
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            clusters = {k.removeprefix("clusters_"): data[k] for k in data.files if k.startswith("clusters_")}
-            names = [str(n) for n in data["class_names"]]
-            return Features(data["features"], data["labels"].astype(int), names, clusters)
-    except (OSError, ValueError, KeyError):
+    arrays = read_arrays(path, ("features", "labels", "class_names"), prefix="clusters_")
+    if arrays is None:
         return None
+    clusters = {k.removeprefix("clusters_"): v for k, v in arrays.items() if k.startswith("clusters_")}
+    features, labels, names = arrays["features"], arrays["labels"], [str(n) for n in arrays["class_names"]]
+    n = len(labels)
+    if (
+        features.ndim != 2
+        or len(features) != n
+        or not np.issubdtype(labels.dtype, np.integer)
+        or (n and (labels.min() < 0 or labels.max() >= len(names)))
+        or any(len(c) != n for c in clusters.values())
+        or not np.isfinite(features).all()
+    ):
+        return None
+    return Features(features, labels.astype(int), names, clusters)
 
 
 def match_clusters(labels: np.ndarray, clusters: np.ndarray) -> dict[int, int]:

@@ -13,7 +13,9 @@ warning is recorded and printed; nothing raises.
 from __future__ import annotations
 
 import json
+import math
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from ucc_tune.schema import (
     ARTIFACTS_DIR,
     JS_FILE,
     METRICS_FILE,
+    OBJECTIVES,
     REPORTED,
     RUN_FILE,
     SEARCH_FILE,
@@ -112,31 +115,69 @@ def read_json(path: Path, notes: list[str], consequence: str) -> dict[str, Any]:
 def read_trial(
     exp: Path, trial_dir: Path, ray_status: str | None, notes: list[str]
 ) -> tuple[dict, list[dict]]:
-    """A trial's row (``trial_row``) and its per-epoch history rows."""
+    """A trial's row (``trial_row``) and its per-epoch history rows. A trial whose ``run.json``
+    holds no config is an ERROR row (its budget and parameters are unknown, so it is not ranked),
+    and a last epoch whose objective is not a finite number is said in a note."""
     info = read_json(trial_dir / RUN_FILE, notes, "skipped")
     metrics = trial_dir / METRICS_FILE
-    history = read_history(metrics.read_text(), notes, str(metrics)) if metrics.is_file() else []
+    history = read_history(_text(metrics, notes), notes, str(metrics))
     trial_id = str(info.get("trial_id") or trial_dir.name)
     seed_files = sorted((trial_dir / SEEDS_DIR).glob(f"*/{METRICS_FILE}"))
-    seeds = [read_history(f.read_text(), notes, str(f)) for f in seed_files]
-    row = trial_row(exp.name, trial_id, str(trial_dir), info.get("config") or {}, history,
-                    ray_error(trial_dir), ray_status, seeds or None)  # fmt: skip
+    seeds = [read_history(_text(f, notes), notes, str(f)) for f in seed_files]
+    config, error = info.get("config"), ray_error(trial_dir)
+    if not isinstance(config, dict):
+        notes.append(f"{trial_dir / RUN_FILE}: no config; the trial's budget and parameters are unknown, "
+                     "it is shown as ERROR and not ranked")  # fmt: skip
+        config, error = {}, error or f"{RUN_FILE} holds no config"
+    row = trial_row(exp.name, trial_id, str(trial_dir), config, history, error, ray_status, seeds or None)
     if not history:
         notes.append(f"{trial_dir.name}: no results yet (status {row['status']})")
+    elif bad := [m for m in OBJECTIVES if math.isnan(row[f"last_{m}"]) and not math.isnan(row[f"best_{m}"])]:
+        notes.append(f"{trial_dir.name}: its last epoch's {', '.join(bad)} is not a finite number; "
+                     "it is not ranked on an earlier epoch's value")  # fmt: skip
     rows = [{"experiment": exp.name, "trial_id": trial_id, **{k: r.get(k) for k in ("epoch", *REPORTED)}}
             for r in history]  # fmt: skip
     return row, rows
 
 
-def read_js(trial_dir: Path, trial_id: str, experiment: str, notes: list[str]) -> list[dict[str, Any]]:
-    path = trial_dir / ARTIFACTS_DIR / JS_FILE
+def _text(path: Path, notes: list[str]) -> str:
+    """A text file of ours, "" when missing; undecodable bytes are replaced, with a note."""
     if not path.is_file():
-        return []
+        return ""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        notes.append(f"{path}: not UTF-8 text; its undecodable lines are skipped")
+        return data.decode("utf-8", errors="replace")
+
+
+def read_arrays(
+    path: Path, keys: tuple[str, ...], notes: list[str] | None = None, prefix: str | None = None
+) -> dict[str, np.ndarray] | None:
+    """The arrays ``keys`` (and every array named ``prefix...``) of one of our ``.npz`` files, or
+    None when it is missing or damaged (not an archive, truncated, a key missing): then a note
+    names the file."""
+    if not path.is_file():
+        return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            matrix, names = data["js_matrix"], [str(n) for n in data["class_names"]]
-    except (OSError, ValueError, KeyError) as err:
-        notes.append(f"{path}: unreadable ({err}); skipped")
+            names = [*keys, *(k for k in data.files if prefix is not None and k.startswith(prefix))]
+            return {k: np.asarray(data[k]) for k in names}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        if notes is not None:
+            notes.append(f"{path}: unreadable ({type(err).__name__}: {err}); skipped")
+        return None
+
+
+def read_js(trial_dir: Path, trial_id: str, experiment: str, notes: list[str]) -> list[dict[str, Any]]:
+    path = trial_dir / ARTIFACTS_DIR / JS_FILE
+    arrays = read_arrays(path, ("js_matrix", "class_names"), notes)
+    if arrays is None:
+        return []
+    matrix, names = arrays["js_matrix"], [str(n) for n in arrays["class_names"]]
+    if matrix.shape != (len(names), len(names)):
+        notes.append(f"{path}: a {matrix.shape} matrix for {len(names)} classes; skipped")
         return []
     pairs = [(a, b) for a in range(len(names)) for b in range(a + 1, len(names))]
     return [

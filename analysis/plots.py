@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from analysis.load import read_arrays
 from analysis.views import pareto_front
 from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE
 from ucc_tune.selection import describe
@@ -203,11 +204,10 @@ def ucc_vs_cluster(trials: pd.DataFrame, out: Path) -> Path | None:
 
 def js_heatmap(trial_dir: Path, out: Path) -> Path | None:
     """The class-by-class JS divergence matrix of one trial, with class names."""
-    path = Path(trial_dir) / ARTIFACTS_DIR / JS_FILE
-    if not path.is_file():
+    arrays = read_arrays(Path(trial_dir) / ARTIFACTS_DIR / JS_FILE, ("js_matrix", "class_names"))
+    if arrays is None or arrays["js_matrix"].shape != (len(arrays["class_names"]),) * 2:
         return None
-    with np.load(path, allow_pickle=False) as data:
-        matrix, names = data["js_matrix"], [str(n) for n in data["class_names"]]
+    matrix, names = arrays["js_matrix"], [str(n) for n in arrays["class_names"]]
     fig, ax = plt.subplots(figsize=(5, 4.2))
     image = ax.imshow(matrix, cmap="viridis", vmin=0)
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)

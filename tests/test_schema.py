@@ -48,7 +48,8 @@ def test_last_and_best_by_hand() -> None:
     ]
     out = last_and_best(history, ["cluster_acc", "val_loss", "js_min"])
     assert out["last_cluster_acc"] == 0.6 and out["best_cluster_acc"] == 0.8
-    assert out["last_val_loss"] == 1.0 and out["best_val_loss"] == 1.0  # NaN skipped; min is best
+    # the last epoch's NaN is what the run ended with: never replaced by an earlier value
+    assert math.isnan(out["last_val_loss"]) and out["best_val_loss"] == 1.0  # min is best
     assert math.isnan(out["last_js_min"]) and math.isnan(out["best_js_min"])
 
 

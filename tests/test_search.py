@@ -302,8 +302,11 @@ def test_resume_after_sigkill_ends_with_exactly_the_requested_trials_and_seeds(
         for p in root.rglob("*")
         if p.is_file() and SECRET.encode() in p.read_bytes()
     ]
+    sessions = [p for p in ray_tmp.glob("session_*") if p.is_dir() and not p.is_symlink()]
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in sessions}
     shutil.rmtree(ray_tmp, ignore_errors=True)
     assert leaks == []
+    assert sessions and set(modes.values()) == {"0o700"}, modes  # Ray makes them 0o777
 
 
 def _one_trial_stopped(exp: Path) -> bool:

@@ -169,6 +169,9 @@ def test_warm_trials_keep_values_and_intermediate_values(smoke_plan: tuple[Searc
     assert len(s.get_trials(states=(States.COMPLETE, States.PRUNED))) == 2
 
 
+WANDB_KEY = "planted0wandb0key0" + "7" * 22  # 40 characters, as W&B's keys
+
+
 @pytest.fixture(scope="module")
 def seeded_search(smoke_experiment: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A smoke search of 2 trials warm-started from the shared smoke experiment, the first
@@ -180,8 +183,10 @@ def seeded_search(smoke_experiment: Path, tmp_path_factory: pytest.TempPathFacto
     args += ["--enqueue", ",".join(f"{k}={v}" for k, v in ENQUEUED[0].items())]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), pytest.MonkeyPatch.context() as env:
-        for name in ("WANDB_MODE", "WANDB_API_KEY", "MLFLOW_TRACKING_URI"):
+        for name in ("WANDB_MODE", "MLFLOW_TRACKING_URI"):
             env.delenv(name, raising=False)  # the defaults: W&B offline, MLflow in the experiment
+        env.setattr("ucc_tune.tune.trackers.wandb_configured", lambda: False)  # a key, no account: offline
+        env.setenv("WANDB_API_KEY", WANDB_KEY)  # Ray's own callback would log it in clear text
         assert search.main(args) == 0
     return root / "seeded", printed.getvalue()
 
@@ -225,6 +230,20 @@ def test_warm_start_adds_the_earlier_trials_but_runs_num_samples_new_ones(
         "pruned": 0,
     }
     assert record["enqueue"] == ENQUEUED[:1]
+
+
+def test_the_trackers_key_reaches_no_ray_log(seeded_search: tuple[Path, str]) -> None:
+    import ray
+
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    exp, _ = seeded_search
+    leaks = [
+        p
+        for root in (session, exp)
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink() and WANDB_KEY.encode() in p.read_bytes()
+    ]
+    assert leaks == []
 
 
 def test_trackers_write_every_trial_offline(seeded_search: tuple[Path, str]) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from ucc_tune.bounds import SEED_LIMIT
 from ucc_tune.catalog import CATALOG
 
 Normalization = Literal["per_image", "dataset", "none"]
@@ -385,6 +386,12 @@ def _validate(c: Config) -> None:
 
     # runtime
     _require(c.seed >= 0, f"seed={c.seed} must be >= 0")
+    last = c.seed + c.seeds - 1 + 1000 * max(c.num_workers - 1, 0)  # a DDP rank r seeds seed + 1000 r
+    _require(
+        last < SEED_LIMIT,
+        f"seed={c.seed} with seeds={c.seeds}: the seeds used run up to {last}, but the random "
+        f"generators take seeds below {SEED_LIMIT} (2**32)",
+    )
     _require(c.seeds >= 1, f"seeds={c.seeds} must be >= 1 (the number of seeds a configuration trains on)")
     _require(c.num_workers >= 0, f"num_workers={c.num_workers} must be >= 0 (0 runs in-process)")
     _require(c.num_threads >= 0, f"num_threads={c.num_threads} must be >= 0 (0 = automatic)")

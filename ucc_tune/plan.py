@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ucc_tune.bounds import check_number
 from ucc_tune.config import Config, ConfigError
 from ucc_tune.schema import DRIVER_FILES, SEARCH_FILE, STUDY_FILE
 from ucc_tune.storage import Storage, is_uri
@@ -29,6 +30,10 @@ def grace_period(epochs: int) -> int:
 
 REDUCTION_FACTOR = 3  # ASHA keeps 1/this of the trials at each rung
 TRIAL_DRIVER_CPU = 0.05  # what a DDP trial's own process holds: it only drives a TorchTrainer
+
+
+MIN_CPUS = 0.05  # the smallest share of a CPU a trial may ask for
+MAX_DEVICES = 1024  # more CPUs, GPUs or ranks per trial than any one node has
 
 
 class ResourceError(ValueError):
@@ -48,12 +53,11 @@ class Resources:
     driver_cpu: float = TRIAL_DRIVER_CPU  # a DDP trial's own process; 0 for a Train run without Tune
 
     def __post_init__(self) -> None:
-        if not self.cpus > 0:
-            raise ValueError(f"--cpus-per-trial {self.cpus:g}: must be > 0")
-        if self.gpus < 0:
-            raise ValueError(f"--gpus-per-trial {self.gpus:g}: must be >= 0")
-        if self.workers < 0:
-            raise ValueError(f"--workers-per-trial {self.workers}: must be >= 0 (0 runs in-process)")
+        # a trial holds at least MIN_CPUS (Ray's granularity is far finer, but 1e-9 CPUs would
+        # ask for a billion trials at once) and at most what one large machine has
+        check_number("--cpus-per-trial", self.cpus, MIN_CPUS, MAX_DEVICES)
+        check_number("--gpus-per-trial", self.gpus, 0, MAX_DEVICES)
+        check_number("--workers-per-trial", self.workers, 0, MAX_DEVICES, whole=True)
         if self.workers >= 1 and not float(self.gpus).is_integer():
             raise ValueError(
                 f"--gpus-per-trial {self.gpus:g} with --workers-per-trial {self.workers}: a DDP rank "
@@ -178,16 +182,46 @@ def fetch_driver_files(plan: SearchPlan) -> None:
             storage.download(plan.experiment_dir / name, name)
 
 
+RESUME_MUST_MATCH = {
+    "space": "--space",
+    "metrics": "--metric",
+    "modes": "--mode",
+    "num_samples": "--num-samples",
+}
+
+
+def _search_record(experiment_dir: Path) -> dict[str, Any]:
+    """The experiment's ``search.json``, or {} when it is missing or damaged."""
+    try:
+        record = json.loads((experiment_dir / SEARCH_FILE).read_text())
+    except (OSError, ValueError):  # missing or damaged: nothing to compare with
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def changed_command(plan: SearchPlan) -> str:
+    """What a ``--resume`` command asks that differs from the search it would continue: the
+    space, the objectives or the number of trials (``--flag then -> now``, comma-separated), or
+    "" (also when ``search.json`` is missing or damaged)."""
+    record = _search_record(plan.experiment_dir)
+    now = plan.record()
+    changed = []
+    for key, flag in RESUME_MUST_MATCH.items():
+        then = record.get(key)
+        if key in record and _as_listed(then) != _as_listed(now[key]):
+            changed.append(f"{flag} {_as_listed(then)} -> {_as_listed(now[key])}")
+    return ", ".join(changed)
+
+
+def _as_listed(value: Any) -> Any:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+
 def changed_defaults(experiment_dir: Path) -> str:
     """The ``Config`` values the trials of a resumed search would now get for the fields its start
     left to the defaults, where they differ from those its ``search.json`` recorded then (a new
     version's defaults: ``key=then -> now``, comma-separated), or ""."""
-    try:
-        record = json.loads((experiment_dir / SEARCH_FILE).read_text())
-    except (OSError, ValueError):  # missing or damaged: nothing to compare with
-        return ""
-    if not isinstance(record, dict):
-        return ""
+    record = _search_record(experiment_dir)
     recorded, fixed = record.get("resolved_fixed_config"), record.get("fixed")
     if not isinstance(recorded, dict) or not isinstance(fixed, dict):
         return ""

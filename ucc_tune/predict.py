@@ -163,6 +163,12 @@ def read_raw_images(path: Path) -> tuple[np.ndarray, list[Any]]:
             f"--images {path}: an array {array.dtype} {array.shape}; expected uint8 or float images "
             "of shape (N, H, W) or (N, C, H, W)"
         )
+    if np.issubdtype(array.dtype, np.floating) and not (finite := np.isfinite(array)).all():
+        bad = np.flatnonzero(~finite.reshape(len(array), -1).all(axis=1))
+        raise PredictionError(
+            f"--images {path}: {len(bad)} image(s) hold NaN or infinite pixels (index "
+            f"{', '.join(map(str, bad[:10]))}{', ...' if len(bad) > 10 else ''}); every pixel must be finite"
+        )
     return array, list(range(len(array)))
 
 

@@ -95,14 +95,17 @@ def metric_direction(name: str) -> Direction:
 
 def last_and_best(history: Iterable[Mapping[str, Any]], names: Iterable[str]) -> dict[str, float]:
     """``last_<name>`` and ``best_<name>`` (by ``metric_direction``) of each metric over a run's
-    rows; NaN where a metric was never reported. Non-numbers and NaN values are skipped."""
+    rows; NaN where a metric was never reported. ``last_`` is what the last row that reports the
+    metric says: NaN when that is NaN, infinite or not a number (never an earlier epoch's value);
+    ``best_`` is over the finite values."""
     rows = list(history)
     out: dict[str, float] = {}
     for name in names:
-        numbers = [_number(r.get(name)) for r in rows]
-        values = [v for v in numbers if v is not None and math.isfinite(v)]
+        reported = [_number(r[name]) for r in rows if r.get(name) is not None]
+        values = [v for v in reported if v is not None and math.isfinite(v)]
         pick = min if metric_direction(name) == "min" else max
-        out[f"last_{name}"] = values[-1] if values else math.nan
+        last = reported[-1] if reported else None
+        out[f"last_{name}"] = last if last is not None and math.isfinite(last) else math.nan
         out[f"best_{name}"] = pick(values) if values else math.nan
     return out
 

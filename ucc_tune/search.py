@@ -14,24 +14,29 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ucc_tune.bounds import MAX_TRIALS, SEED_LIMIT, BoundsError, check_number
 from ucc_tune.config import Config, ConfigError
 from ucc_tune.config_args import add_config_arguments, config_values, defaults_from_dataset, parse_assignments
+from ucc_tune.experiment_lock import LOCK_FILE, ExperimentLock, ExperimentLocked
 from ucc_tune.plan import (
     REDUCTION_FACTOR,
     ResourceError,
     Resources,
     SearchPlan,
+    changed_command,
     changed_defaults,
     fetch_driver_files,
     grace_period,
     publish,
 )  # fmt: skip
+from ucc_tune.preflight import PreflightError, check_runs
 from ucc_tune.progress import parse_duration
 from ucc_tune.schema import (
     METRICS_FILE,
@@ -48,7 +53,7 @@ from ucc_tune.schema import (
 )  # fmt: skip
 from ucc_tune.selection import TOP, on_pareto_front, rank_trials
 from ucc_tune.spaces import Space, SpaceError, load_space, probe
-from ucc_tune.storage import Storage, local_mirror, redact
+from ucc_tune.storage import Storage, local_mirror, redact, redact_text
 from ucc_tune.summary import print_summary
 from ucc_tune.trackers import TrackerError, add_tracker_argument, check_trackers
 from ucc_tune.warm import WarmStartError, add_seed_arguments, seeded_plan
@@ -149,6 +154,8 @@ class UsageError(ValueError):
 def parse_objectives(metric: str, mode: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     metrics = tuple(m.strip() for m in metric.split(",") if m.strip())
     bad = [m for m in metrics if m not in OBJECTIVES]
+    if len(set(metrics)) < len(metrics):
+        raise UsageError(f"--metric {metric!r}: names a metric twice; give each objective once")
     if not metrics or bad:
         raise UsageError(
             f"--metric {metric!r}: unknown {', '.join(bad) or 'metric'}; choose from {', '.join(OBJECTIVES)}"
@@ -164,14 +171,23 @@ def parse_objectives(metric: str, mode: str | None) -> tuple[tuple[str, ...], tu
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    for flag, value, low in (
-        ("--num-samples", args.num_samples, 1), ("--grace-period", args.grace_period, 1),
-        ("--reduction-factor", args.reduction_factor, 2), ("--max-concurrent", args.max_concurrent, 1),
-        ("--max-failures", args.max_failures, -1), ("--num-cpus", args.num_cpus, 1),
-        ("--seeds", args.seeds, 1), ("--top", args.top, 1),
-    ):  # fmt: skip
-        if value is not None and value < low:
-            raise UsageError(f"{flag} {value}: must be >= {low}")
+    numbers = [
+        ("--num-samples", args.num_samples, 1, MAX_TRIALS),
+        ("--grace-period", args.grace_period, 1, None),
+        ("--reduction-factor", args.reduction_factor, 2, None),
+        ("--max-concurrent", args.max_concurrent, 1, None),
+        ("--max-failures", args.max_failures, -1, None),
+        ("--num-cpus", args.num_cpus, 1, None),
+        ("--seeds", args.seeds, 1, None),
+        ("--top", args.top, 1, None),
+        ("--seed", args.seed, 0, SEED_LIMIT - 1),
+    ]
+    for flag, value, low, high in numbers:
+        if value is not None:
+            try:
+                check_number(flag, value, low, high, whole=True)
+            except BoundsError as err:
+                raise UsageError(str(err)) from None
 
 
 def resolve_plan(args: argparse.Namespace) -> SearchPlan:
@@ -245,7 +261,10 @@ def _resolve_space(
     if added := defaults_from_dataset(fixed, set(searched)):
         print(f"defaults of dataset {fixed['dataset']}: {added} (set them to override)")
         fixed |= added
-    _check_datasets(configs)
+    try:
+        check_runs(configs)  # the data's facts, once, before Ray
+    except PreflightError as err:
+        raise UsageError(str(err)) from None
     if any(c.patience > 0 for c in configs):
         raise UsageError("patience > 0 would end trials early on their own; in a search the scheduler "
                          "decides (--scheduler asha): leave patience at 0")  # fmt: skip
@@ -270,22 +289,6 @@ def _resolve_experiment(args: argparse.Namespace, space: Space) -> tuple[str, St
     return name, storage, experiment
 
 
-def _check_datasets(configs: list[Config]) -> None:
-    """Every dataset the trials will read is there (and splits), read once here, not found
-    missing inside every trial."""
-    from ucc_tune.data.sources import DatasetNotFoundError
-    from ucc_tune.data.splits import load_splits
-
-    seen = {
-        (c.dataset, c.data_dir, c.split_seed, c.val_fraction, c.test_fraction, c.download) for c in configs
-    }
-    for dataset, data_dir, split_seed, val, test, download in sorted(seen):
-        try:
-            load_splits(dataset, data_dir, split_seed, val, test, download=download)
-        except (DatasetNotFoundError, ValueError) as err:
-            raise UsageError(f"dataset={dataset!r}: {err}") from None
-
-
 def _check_writable(folder: Path) -> None:
     """``--storage-path`` is a folder (or can become one) that this user can write into."""
     existing = next(p for p in (folder, *folder.parents) if p.exists())
@@ -300,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = resolve_plan(args)
     except (UsageError, ConfigError, WarmStartError, TrackerError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact_text(str(err))}", file=sys.stderr)
         return 2
     from ucc_tune import tune
 
@@ -314,6 +317,33 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"error: {where} {problem}", file=sys.stderr)
         return 2
+    created = not plan.experiment_dir.exists()
+    plan.experiment_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with ExperimentLock(plan.experiment_dir):
+            return _run_locked(plan, args.top, argv)
+    except (ExperimentLocked, UsageError) as err:
+        print(f"error: {redact_text(str(err))}", file=sys.stderr)
+        return 2
+    finally:
+        if created and {p.name for p in plan.experiment_dir.iterdir()} <= {LOCK_FILE}:
+            shutil.rmtree(plan.experiment_dir)  # refused before it wrote anything: leave no folder
+
+
+def _run_locked(plan: SearchPlan, top: int, argv: list[str] | None) -> int:
+    """The search, once its experiment is locked: the resume checks, Ray, the trials, the tables."""
+    from ucc_tune import tune
+
+    where = redact(plan.experiment_uri)
+    if plan.resume:
+        fetch_driver_files(plan)
+        if changed := changed_command(plan):
+            raise UsageError(f"--resume of {where} with another command: {changed}; "
+                             "resume with the command that started it")  # fmt: skip
+        if changed := changed_defaults(plan.experiment_dir):
+            raise UsageError(f"{where} was started with other defaults than this version's: {changed}; "
+                             "its trials would resume under the new ones. Continue it with the version "
+                             "that started it, or start a new experiment")  # fmt: skip
     if plan.dashboard_host not in ("127.0.0.1", "localhost"):
         print(f"warning: the dashboard binds to {plan.dashboard_host}, reachable from other machines")
     url = tune.start_ray(plan.address, plan.num_cpus, plan.dashboard, plan.dashboard_host)
@@ -324,20 +354,12 @@ def main(argv: list[str] | None = None) -> int:
             "send it as the header 'Authorization: Bearer <token>' or the cookie 'ray-authentication-token'"
         )
     try:
-        device = str(plan.fixed.get("device", "auto"))
-        resources = tune.ray_resources(plan.resources, device, plan.max_concurrent)
+        resources = tune.ray_resources(
+            plan.resources, str(plan.fixed.get("device", "auto")), plan.max_concurrent
+        )
     except ResourceError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    plan.experiment_dir.mkdir(parents=True, exist_ok=True)
-    if plan.resume:
-        fetch_driver_files(plan)
-        if changed := changed_defaults(plan.experiment_dir):
-            print(f"error: {where} was started with other defaults than this version's: {changed}; "
-                  "its trials would resume under the new ones. Continue it with the version that "
-                  "started it, or start a new experiment", file=sys.stderr)  # fmt: skip
-            return 2
-    else:
+        raise UsageError(str(err)) from None
+    if not plan.resume:
         write_search_json(plan, resources, argv)
         publish(plan, SEARCH_FILE)
     print(f"experiment: {where}  ({plan.num_samples} trials, {resources.concurrency} at once)")
@@ -347,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     trials = tune.run_search(plan, resources)
     table = write_trials_table(plan, trials)
     publish(plan)
-    print_summary(table, plan, args.top, time.monotonic() - started)
+    print_summary(table, plan, top, time.monotonic() - started)
     return 0
 
 

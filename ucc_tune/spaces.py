@@ -22,6 +22,7 @@ from typing import Any
 
 import optuna
 
+from ucc_tune.bounds import MAX_TRIALS, BoundsError, check_number
 from ucc_tune.config import Config, ConfigError, field_names
 
 SpaceFn = Callable[[Any], dict[str, Any]]
@@ -75,7 +76,7 @@ def _module(name_or_path: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as err:  # a syntax error, a failing import: the user's file, not our bug
+    except (Exception, SystemExit) as err:  # a syntax error, a failing import, sys.exit: the user's file
         raise SpaceError(
             f"search space file {str(path)!r} cannot be loaded: {type(err).__name__}: {err}"
         ) from None
@@ -88,14 +89,30 @@ def load_space(name_or_path: str) -> Space:
     fn = getattr(module, "space", None)
     if not callable(fn):
         raise SpaceError(f"{name_or_path} must define `def space(trial) -> dict`")
-    grid = getattr(module, "GRID", None)
-    grid = {k: list(v) for k, v in grid.items()} if grid else None
-    points = 1
-    for values in (grid or {}).values():
-        points *= len(values)
-    num_samples = int(getattr(module, "NUM_SAMPLES", points if grid else DEFAULT_SAMPLES))
+    grid = _grid(name_or_path, getattr(module, "GRID", None))
+    points = math.prod(len(values) for values in (grid or {}).values())
+    num_samples = getattr(module, "NUM_SAMPLES", points if grid else DEFAULT_SAMPLES)
+    try:
+        check_number(f"{name_or_path}: NUM_SAMPLES =", num_samples, 1, MAX_TRIALS, whole=True)
+    except BoundsError as err:
+        raise SpaceError(str(err)) from None
     source = name_or_path if name_or_path in SPACES else str(Path(name_or_path).resolve())
     return Space(source, fn, grid, num_samples)
+
+
+def _grid(where: str, grid: Any) -> dict[str, list[Any]] | None:
+    """A module's ``GRID`` checked: ``None``, or Config field names each with a non-empty list
+    (or tuple) of values."""
+    if grid is None:
+        return None
+    if not isinstance(grid, Mapping) or not grid:
+        raise SpaceError(f"{where}: GRID = {grid!r} must be a non-empty dict of parameter -> list of values")
+    for name, values in grid.items():
+        if name not in field_names():
+            raise SpaceError(f"{where}: GRID names {name!r}, not a Config field; use Config field names")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise SpaceError(f"{where}: GRID[{name!r}] = {values!r} must be a non-empty list of values")
+    return {k: list(v) for k, v in grid.items()}
 
 
 def get_space(name_or_path: str) -> SpaceFn:
@@ -129,6 +146,11 @@ def probe(
         if not isinstance(constants, dict):
             raise SpaceError(
                 f"space() of {space.source} returned {type(constants).__name__}; it must return a dict"
+            )
+        if both := sorted(set(constants) & set(trial.params)):
+            raise SpaceError(
+                f"space() of {space.source} both searches and returns {', '.join(both)}; "
+                "a returned constant would replace every drawn value: do one or the other"
             )
         clash = sorted(user_set & set(trial.params))
         if clash:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,12 +28,25 @@ def is_uri(location: str | Path) -> bool:
     return "://" in text and urlsplit(text).scheme.lower() not in LOCAL_SCHEMES
 
 
-SECRET_OPTIONS = ("secret_key", "session_token", "access_key", "access_token")
+SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+URI_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+
+
+def is_secret(name: str) -> bool:
+    """Whether an environment variable or URI option ``name`` holds a secret: its name says KEY,
+    TOKEN, SECRET, PASSWORD or CREDENTIAL (any case), or it is an ``AWS_`` credential."""
+    upper = name.upper()
+    return upper.startswith("AWS_") or any(word in upper for word in SECRET_WORDS)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URI in it passed through ``redact``: error messages quote locations."""
+    return URI_IN_TEXT.sub(lambda match: redact(match.group(0)), text)
 
 
 def redact(location: str) -> str:
     """``location`` fit to print or store: credentials in a URI (``s3://key:secret@bucket`` or
-    ``?secret_key=...``) replaced by ``***``."""
+    ``?secret_key=...``, any option ``is_secret`` names) replaced by ``***``."""
     if not is_uri(location):
         return location
     split = urlsplit(location)
@@ -40,7 +54,7 @@ def redact(location: str) -> str:
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
     query = "&".join(
-        f"{key}=***" if key in SECRET_OPTIONS else f"{key}={value}" if sep else key
+        f"{key}=***" if is_secret(key) else f"{key}={value}" if sep else key
         for key, sep, value in (item.partition("=") for item in split.query.split("&") if item)
     )
     return urlunsplit((split.scheme, netloc, split.path, query, split.fragment))

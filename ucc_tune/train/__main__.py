@@ -19,6 +19,7 @@ from ucc_tune.config_args import add_config_arguments, config_values, defaults_f
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
 from ucc_tune.plan import ResourceError
+from ucc_tune.preflight import PreflightError, check_runs
 from ucc_tune.schema import BEST_CHECKPOINT_DIR, DDP_RUN_NAME, METRICS_FILE, RUN_FILE
 from ucc_tune.train.loop import FeatureCollapseError, NonFiniteLossError
 from ucc_tune.train.seeds import train
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(
                 f"--gpus-per-worker {args.gpus_per_worker}: give a count >= 0, and use it with --workers >= 1"
             )
-    except ConfigError as err:
+        check_runs([config])
+    except (ConfigError, PreflightError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.resume and args.out is None:

@@ -10,6 +10,7 @@ experiment's storage: Tune syncs only the driver node's folders, and never a reu
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from ucc_tune.schema import (
     error_text,
 )  # fmt: skip
 from ucc_tune.spaces import SpaceWithConstants, load_space, make_sampler
-from ucc_tune.storage import Storage
+from ucc_tune.storage import Storage, is_secret
 from ucc_tune.train import RunFolder, placement, resolve_device, train
 from ucc_tune.train.failures import fails_once
 from ucc_tune.train.session import WritesRunFiles, state_file_damage, state_files
@@ -230,16 +231,28 @@ def torch_trainer(
 
 
 def keep_credentials_in_the_environment() -> None:
-    """Stop Ray Tune from copying the driver's ``AWS_*`` credentials into every trial's runtime
-    environment: Ray's runtime-env agent writes runtime-env variables into its log in clear text.
-    A local cluster's workers inherit the driver's environment anyway, and on a multi-node
-    cluster each node uses its own credentials (environment, ``~/.aws`` or an instance role), so
-    S3 storage keeps working without the copy."""
+    """Stop Ray Tune from copying the driver's secrets (``AWS_*`` credentials, any variable whose
+    name says KEY, TOKEN, SECRET or PASSWORD) into every trial's runtime environment: Ray's
+    runtime-env agent writes runtime-env variables into its log in clear text. A local cluster's
+    workers inherit the driver's environment anyway, and on a multi-node cluster each node uses
+    its own credentials (environment, ``~/.aws`` or an instance role), so S3 storage and the
+    trackers keep working without the copy."""
     from ray.tune.execution import class_cache
 
     class_cache.ENV_VARS_TO_PROPAGATE = {
-        name for name in class_cache.ENV_VARS_TO_PROPAGATE if not name.startswith("AWS_")
+        name for name in class_cache.ENV_VARS_TO_PROPAGATE if not is_secret(name)
     }
+
+
+def make_session_private() -> None:
+    """Make this node's Ray session folder (its logs, sockets and runtime environments) readable
+    by this user alone: Ray creates it world-writable (0777) for machines shared by several users."""
+    node = ray._private.worker._global_node
+    if node is None:
+        return
+    for folder in (node.get_session_dir_path(), node.get_logs_dir_path()):
+        with contextlib.suppress(OSError):  # a folder of another user's cluster: not ours to change
+            os.chmod(folder, 0o700)
 
 
 def start_ray(
@@ -259,6 +272,7 @@ def start_ray(
             address="local", num_cpus=num_cpus, include_dashboard=dashboard,
             dashboard_host=dashboard_host, configure_logging=False,
         )  # fmt: skip
+        make_session_private()
     return context.dashboard_url or None
 
 

@@ -40,18 +40,35 @@ def wandb_configured() -> bool:
         return False
 
 
+def _wandb_callback_class() -> type:
+    """Ray's ``WandbLoggerCallback`` whose logging actors get no runtime environment: Ray's would
+    carry ``WANDB_API_KEY``, and the runtime-env agent logs runtime-env variables in clear text.
+    The actors run on the driver's node, whose Ray workers inherit the driver's environment."""
+    import ray
+    from ray.air.integrations.wandb import WandbLoggerCallback
+    from ray.air.util.node import _force_on_current_node
+
+    class WandbCallback(WandbLoggerCallback):
+        def _start_logging_actor(self, trial: Any, exclude_results: list[str], **init: Any) -> None:
+            if not self._remote_logger_class:
+                options = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
+                remote = ray.remote(**options, **_force_on_current_node())
+                self._remote_logger_class = remote(self._logger_actor_cls)
+            super()._start_logging_actor(trial, exclude_results, **init)
+
+    return WandbCallback
+
+
 def tracker_callbacks(plan: SearchPlan) -> list[Any]:
     """Ray Tune logger callbacks for ``plan.log_to``."""
     callbacks: list[Any] = []
     if "wandb" in plan.log_to:
-        from ray.air.integrations.wandb import WandbLoggerCallback
-
         if not wandb_configured():
             os.environ["WANDB_MODE"] = "offline"  # read by Ray's callback in this process
         # the logging actor's own wandb.init gets the mode: it does not see this process's environment
         init: dict[str, Any] = {"mode": os.environ["WANDB_MODE"]} if os.environ.get("WANDB_MODE") else {}
         project = os.environ.get("WANDB_PROJECT", WANDB_PROJECT)
-        callbacks.append(WandbLoggerCallback(project=project, group=plan.name, log_config=True, **init))
+        callbacks.append(_wandb_callback_class()(project=project, group=plan.name, log_config=True, **init))
     if "mlflow" in plan.log_to:
         from ray.air.integrations.mlflow import MLflowLoggerCallback
 

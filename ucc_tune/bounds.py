@@ -1,0 +1,44 @@
+"""The one check every number a user gives passes: of the right kind, finite, within its range.
+
+Flags, ``--set`` values and space-file constants all go through ``check_number``, so a value
+such as ``nan``, ``inf``, ``1e-9`` CPUs or a seed wider than the random generators take is
+refused with one message that names it and says what is allowed, before anything starts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+SEED_LIMIT = 2**32  # numpy's and scikit-learn's random states take seeds below this
+MAX_TRIALS = 100_000  # trials one search may plan (each is a row, a folder and a study entry)
+
+
+class BoundsError(ValueError):
+    """A number out of its allowed range; the message names the value and the range."""
+
+
+def check_number(
+    label: str, value: Any, low: float | None = None, high: float | None = None, whole: bool = False
+) -> None:
+    """Raise ``BoundsError`` unless ``value`` is a finite number (an integer if ``whole``) in
+    ``[low, high]`` (an open end where ``None``)."""
+    kind = "a whole number" if whole else "a number"
+    allowed = _range_text(low, high)
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not is_number or (whole and not isinstance(value, int)):
+        raise BoundsError(f"{label} {value!r}: must be {kind} {allowed}")
+    if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+        raise BoundsError(f"{label} {value!r}: must be {kind} {allowed}")
+
+
+def _range_text(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"from {_text(low)} to {_text(high)}"
+    if low is not None:
+        return f">= {_text(low)}"
+    return f"<= {_text(high)}" if high is not None else "(finite)"
+
+
+def _text(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
