@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     metric = args.metric or metrics[0]
     mode = metric_direction(metric) if args.metric else modes[0]
     out = args.out or args.experiments[0] / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
+    try:  # a read-only experiment (a shared or archived one) needs --out elsewhere
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as err:
+        print(f"error: cannot write the analysis to {out} ({err.strerror or err}); pass --out DIR",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if args.metric and len(exp.trials):
         exp.trials = rank_trials(exp.trials, metric, mode)
     write_tables(exp, out)

@@ -15,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from analysis.load import read_arrays
 from analysis.views import pareto_front
 from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE
-from ucc_tune.selection import describe
+from ucc_tune.selection import describe, finished
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -188,8 +188,7 @@ def ucc_vs_cluster(trials: pd.DataFrame, out: Path) -> Path | None:
     the front is drawn over: a stopped trial's values are of a smaller budget), the Pareto front
     highlighted."""
     data = trials.dropna(subset=["last_val_ucc_acc", "last_cluster_acc"])
-    if "status" in data:
-        data = data[data["status"] == "TERMINATED"]
+    data = data[finished(data)]
     if data.empty:
         return None
     front = pareto_front(data, ["val_ucc_acc", "cluster_acc"], ["max", "max"]).sort_values("last_val_ucc_acc")

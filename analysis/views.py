@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ucc_tune.config import field_names
-from ucc_tune.selection import on_pareto_front, rank_trials
+from ucc_tune.selection import finished, on_pareto_front, rank_trials
 
 
 def best_trials(
@@ -47,12 +47,12 @@ def signal_correlation(trials: pd.DataFrame) -> pd.DataFrame:
     with ``cluster_acc`` and ``js_min`` (last values of the trials that ran their whole budget:
     a stopped trial's value is of another budget); ``note`` says when the trials are too few
     (fewer than ``MIN_CORRELATION_TRIALS``) for the correlation to mean anything."""
-    finished = trials[trials["status"] == "TERMINATED"] if "status" in trials else trials
+    done = trials[finished(trials)]
     rows = []
     for target in ("cluster_acc", "js_min"):
         pair = (
-            finished[["last_val_ucc_acc", f"last_{target}"]].dropna()
-            if f"last_{target}" in finished and "last_val_ucc_acc" in finished
+            done[["last_val_ucc_acc", f"last_{target}"]].dropna()
+            if f"last_{target}" in done and "last_val_ucc_acc" in done
             else pd.DataFrame()
         )
         rho = np.nan

@@ -245,7 +245,9 @@ def test_a_second_holder_of_an_experiment_is_refused_with_the_first_ones_pid(tmp
     with ExperimentLock(tmp_path):  # released on exit: the next one gets it
         pass
     holder = "from ucc_tune.experiment_lock import ExperimentLock; import time; "
-    holder += f"ExperimentLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)"
+    holder += (
+        f"lock = ExperimentLock({str(tmp_path)!r}); lock.acquire(); print('held', flush=True); time.sleep(60)"
+    )
     child = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "held"
@@ -298,3 +300,14 @@ def test_a_resume_is_refused_while_held_or_when_it_asks_for_another_search(
     assert search.main(other) == 2
     err = capsys.readouterr().err
     assert "--metric cluster_acc -> val_loss" in err and "--num-samples 3 -> 5" in err, err
+
+
+def test_analysis_that_cannot_write_exits_2_and_says_where(
+    smoke_experiment: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from analysis.__main__ import main
+
+    (tmp_path / "a_file").write_text("")  # a folder under a file cannot be made, even by root
+    assert main([str(smoke_experiment), "--out", str(tmp_path / "a_file" / "analysis")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the analysis to" in err and "pass --out DIR" in err and err.count("\n") == 1

@@ -31,9 +31,10 @@ def test_ddp_trials_put_their_resources_on_the_ranks() -> None:
     ("kwargs", "message"),
     [
         ({"gpus": 0.5, "workers": 2}, "a DDP rank needs whole GPUs"),
-        ({"cpus": 0.0}, "--cpus-per-trial 0: must be > 0"),
-        ({"gpus": -1.0}, "--gpus-per-trial -1: must be >= 0"),
-        ({"workers": -1}, "--workers-per-trial -1: must be >= 0"),
+        ({"cpus": 0.0}, "--cpus-per-trial 0.0: must be a number from 0.05 to 1024"),
+        ({"gpus": -1.0}, "--gpus-per-trial -1.0: must be a number from 0 to 1024"),
+        ({"workers": -1}, "--workers-per-trial -1: must be a whole number from 0 to 1024"),
+        ({"gpus": float("nan")}, "--gpus-per-trial nan: must be a number from 0 to 1024"),
     ],
 )
 def test_bad_resources_are_named(kwargs: dict, message: str) -> None:

@@ -120,6 +120,19 @@ def test_bad_input_exits_2_with_one_line(
     assert fragment in err and err.count("\n") == 1
 
 
+def test_export_to_a_folder_or_an_unwritable_place_exits_2_and_writes_nothing(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert export_main([str(run_dir), "--out", str(tmp_path)]) == 2
+    assert "is a folder; give the file to write" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("keep me")  # a path under a file: unwritable even for root
+    assert export_main([str(run_dir), "--out", str(tmp_path / "a_file" / "model.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write it" in err and err.count("\n") == 1
+    assert (tmp_path / "a_file").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
 def test_a_folder_without_a_model_exits_2(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

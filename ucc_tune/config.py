@@ -385,15 +385,18 @@ def _validate(c: Config) -> None:
     )
 
     # runtime
+    _require(
+        0 <= c.num_workers <= 1024, f"num_workers={c.num_workers} must be in [0, 1024] (0 runs in-process)"
+    )
+    _require(0 <= c.num_threads <= 4096, f"num_threads={c.num_threads} must be in [0, 4096] (0 = automatic)")
+    _require(c.split_seed < SEED_LIMIT, f"split_seed={c.split_seed} must be below {SEED_LIMIT} (2**32)")
     _require(c.seed >= 0, f"seed={c.seed} must be >= 0")
     last = c.seed + c.seeds - 1 + 1000 * max(c.num_workers - 1, 0)  # a DDP rank r seeds seed + 1000 r
     _require(
         last < SEED_LIMIT,
-        f"seed={c.seed} with seeds={c.seeds}: the seeds used run up to {last}, but the random "
-        f"generators take seeds below {SEED_LIMIT} (2**32)",
+        f"seed={c.seed} with seeds={c.seeds} and num_workers={c.num_workers}: the seeds used run up "
+        f"to {last}, but the random generators take seeds below {SEED_LIMIT} (2**32)",
     )
     _require(c.seeds >= 1, f"seeds={c.seeds} must be >= 1 (the number of seeds a configuration trains on)")
-    _require(c.num_workers >= 0, f"num_workers={c.num_workers} must be >= 0 (0 runs in-process)")
-    _require(c.num_threads >= 0, f"num_threads={c.num_threads} must be >= 0 (0 = automatic)")
     _require(c.checkpoint_every >= 1, f"checkpoint_every={c.checkpoint_every} must be >= 1")
     _require(c.keep_checkpoints >= 1, f"keep_checkpoints={c.keep_checkpoints} must be >= 1")

@@ -43,8 +43,12 @@ def config_values(args: argparse.Namespace) -> dict[str, Any]:
     if args.config is not None:
         if not args.config.is_file():
             raise ConfigError(f"--config {args.config}: no such file")
-        named = Config.from_json(args.config)
-        values.update({k: getattr(named, k) for k in json.loads(args.config.read_text())})
+        try:
+            text = args.config.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"--config {args.config}: not a readable UTF-8 JSON file ({err})") from None
+        named = Config.from_json(text)
+        values.update({k: getattr(named, k) for k in json.loads(text)})
     values.update(parse_assignments(args.set))
     config = Config.from_dict(values)
     return {k: getattr(config, k) for k in values}

@@ -25,6 +25,7 @@ Python-free runtime (AOTInductor) compiles per platform.
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def export(args: argparse.Namespace, argv: list[str] | None) -> int:
     args.device = "cpu"  # a file that loads anywhere; torch.jit.load(map_location=...) moves it
+    if args.out is not None and args.out.is_dir():
+        raise PredictionError(f"--out {args.out} is a folder; give the file to write (model.pt)")
     run, model, cluster_file = open_model(args)
     encoder = run.model_core.encoder.eval()
     example = run.data.images["val"][:4].cpu()
@@ -135,7 +138,6 @@ def export(args: argparse.Namespace, argv: list[str] | None) -> int:
     module = ClusteredEncoder(traced, run.config.normalization, channel_constants(run.config, c), model)
     scripted = torch.jit.script(module)
     out: Path = args.out or args.source / f"model-{model.method}.pt"
-    out.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "method": model.method,
         "class_names": list(model.class_names),
@@ -143,7 +145,18 @@ def export(args: argparse.Namespace, argv: list[str] | None) -> int:
         "config": run.config.to_dict(),
         **provenance(argv),
     }
-    torch.jit.save(scripted, str(out), _extra_files={"ucc_tune.json": json.dumps(record, default=str)})
+    extra = {"ucc_tune.json": json.dumps(record, default=str)}
+    try:  # a whole file or none: written beside the target, then moved over it
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", delete=False) as part:
+            staged = Path(part.name)
+        try:
+            torch.jit.save(scripted, str(staged), _extra_files=extra)
+            staged.replace(out)
+        finally:
+            staged.unlink(missing_ok=True)
+    except OSError as err:
+        raise PredictionError(f"--out {out}: cannot write it ({err.strerror or err})") from None
     print(f"wrote {out}: {model.method}, {len(model.centers)} clusters, images {run.data.image_shape}")
     return 0
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--smoke-test", action="store_true", help="tiny budget: space smoke, 2 trials, 2 short epochs"
     )
     return p
+
+
+MAX_NAME = 200  # characters of an experiment name: a folder name, with room for Ray's suffixes
 
 
 class UsageError(ValueError):
@@ -277,8 +280,10 @@ def _resolve_experiment(args: argparse.Namespace, space: Space) -> tuple[str, St
     if args.resume and not args.name:
         raise UsageError("--resume needs --name (and the same --storage-path) of the experiment to continue")
     name = args.name or f"{space.label}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    if not name or "/" in name or name in (".", ".."):
-        raise UsageError(f"--name {name!r}: give a plain folder name (no '/')")
+    if not name or "/" in name or name in (".", "..") or len(name) > MAX_NAME or not name.isprintable():
+        raise UsageError(
+            f"--name {name[:40]!r}: give a plain folder name (no '/', at most {MAX_NAME} characters)"
+        )
     try:
         storage = Storage(args.storage_path)
         experiment = storage.child(name)
@@ -290,12 +295,16 @@ def _resolve_experiment(args: argparse.Namespace, space: Space) -> tuple[str, St
 
 
 def _check_writable(folder: Path) -> None:
-    """``--storage-path`` is a folder (or can become one) that this user can write into."""
+    """``--storage-path`` is a folder (or can become one) that this user can write into: a file
+    is made and removed there (``os.access`` says yes to root even on ``/proc``)."""
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir():
         raise UsageError(f"--storage-path {folder}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--storage-path {folder}: {existing} is not writable")
+    try:
+        with tempfile.TemporaryDirectory(prefix=".ucc-tune-probe-", dir=existing):
+            pass
+    except OSError as err:
+        raise UsageError(f"--storage-path {folder}: {existing} is not writable ({err.strerror})") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,10 +55,10 @@ def rank_trials(trials: Any, metric: str, mode: str) -> Any:
     out["tied_with_best"] = pd.array([pd.NA] * len(out), dtype="boolean")
     if value not in out or not len(out):
         return out
-    finished = out.index[(out["status"] == "TERMINATED") & out[value].notna()]
+    ranked_rows = out.index[finished(out) & out[value].notna()]
     # equal values rank by trial id: the same order whoever builds the table
     order = (
-        out.loc[finished, [value, "trial_id"]]
+        out.loc[ranked_rows, [value, "trial_id"]]
         .sort_values([value, "trial_id"], ascending=[mode == "min", True])
         .index
     )
@@ -75,6 +75,17 @@ def rank_trials(trials: Any, metric: str, mode: str) -> Any:
     return pd.concat([out[ranked].sort_values("rank"), out[~ranked]])
 
 
+def finished(trials: Any) -> Any:
+    """Whether each row ran its whole budget (``TERMINATED``): the only trials whose values are
+    compared, a stopped trial's being of a smaller budget. True everywhere for a table without a
+    ``status``."""
+    import pandas as pd
+
+    if "status" not in trials:
+        return pd.Series(True, index=trials.index, dtype=bool)
+    return trials["status"] == "TERMINATED"
+
+
 def on_pareto_front(trials: Any, metrics: list[str], modes: list[str]) -> Any:
     """Per row of ``trials``, whether it is on the Pareto front of ``metrics``: a trial with every
     ``last_<metric>`` (the seed mean at the last epoch) that no other such trial beats on all of
@@ -86,9 +97,7 @@ def on_pareto_front(trials: Any, metrics: list[str], modes: list[str]) -> Any:
     columns = [f"last_{m}" for m in metrics]
     if not all(c in trials for c in columns):
         return pd.Series(False, index=trials.index, dtype=bool)
-    eligible = trials[columns].notna().all(axis=1)
-    if "status" in trials:
-        eligible &= trials["status"] == "TERMINATED"
+    eligible = trials[columns].notna().all(axis=1) & finished(trials)
     signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
     values = trials.loc[eligible, columns].to_numpy(dtype=float) * signs
     dominated = [bool(np.any(np.all(values >= v, axis=1) & np.any(values > v, axis=1))) for v in values]

@@ -18,6 +18,7 @@ magnitude (``num_bins=1e6``), not a profiler: allocator overhead and the data it
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -107,6 +108,11 @@ def check_fits(
 ) -> Footprint:
     """The run's ``Footprint``; ``FootprintError`` if it needs more than ``HEADROOM`` of ``free``
     bytes (default: what the config's device has free now)."""
+    instances = config.bags_per_batch * config.bag_size
+    widest = max(math.prod(image_shape), config.num_features * config.num_bins, config.head_hidden1,
+                 config.head_hidden2, config.eval_batch_size)  # fmt: skip
+    if instances * widest * FLOAT > 2**50:  # a petabyte: not worth laying out to refuse
+        raise FootprintError(f"these sizes ask for more than a petabyte; {_sizes(config)}")
     try:
         need = estimate(config, image_shape, num_classes)
     except (RuntimeError, OverflowError, ValueError) as err:  # sizes torch cannot even lay out
