@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ucc_tune.config import Config, ConfigError, field_names
 from ucc_tune.schema import (
     ARTIFACTS_DIR,
     JS_FILE,
@@ -116,7 +117,7 @@ def read_trial(
     exp: Path, trial_dir: Path, ray_status: str | None, notes: list[str]
 ) -> tuple[dict, list[dict]]:
     """A trial's row (``trial_row``) and its per-epoch history rows. A trial whose ``run.json``
-    holds no config is an ERROR row (its budget and parameters are unknown, so it is not ranked),
+    holds no valid config is an ERROR row (its budget and parameters are unknown, so it is not ranked),
     and a last epoch whose objective is not a finite number is said in a note."""
     info = read_json(trial_dir / RUN_FILE, notes, "skipped")
     metrics = trial_dir / METRICS_FILE
@@ -125,10 +126,11 @@ def read_trial(
     seed_files = sorted((trial_dir / SEEDS_DIR).glob(f"*/{METRICS_FILE}"))
     seeds = [read_history(_text(f, notes), notes, str(f)) for f in seed_files]
     config, error = info.get("config"), ray_error(trial_dir)
-    if not isinstance(config, dict):
-        notes.append(f"{trial_dir / RUN_FILE}: no config; the trial's budget and parameters are unknown, "
+    started = (trial_dir / RUN_FILE).is_file()  # before its run.json a trial is only starting
+    if started and (problem := _config_problem(config)):
+        notes.append(f"{trial_dir / RUN_FILE}: {problem}; the trial's budget and parameters are unknown, "
                      "it is shown as ERROR and not ranked")  # fmt: skip
-        config, error = {}, error or f"{RUN_FILE} holds no config"
+        config, error = config if isinstance(config, dict) else {}, error or f"{RUN_FILE}: {problem}"
     row = trial_row(exp.name, trial_id, str(trial_dir), config, history, error, ray_status, seeds or None)
     if not history:
         notes.append(f"{trial_dir.name}: no results yet (status {row['status']})")
@@ -138,6 +140,17 @@ def read_trial(
     rows = [{"experiment": exp.name, "trial_id": trial_id, **{k: r.get(k) for k in ("epoch", *REPORTED)}}
             for r in history]  # fmt: skip
     return row, rows
+
+
+def _config_problem(config: Any) -> str:
+    """Why a trial's recorded config cannot be trusted, or "" when it makes a valid ``Config``."""
+    if not isinstance(config, dict):
+        return "no config"
+    try:
+        Config.from_dict({k: v for k, v in config.items() if k in field_names()})
+    except ConfigError as err:
+        return f"its config is not valid ({err})"
+    return ""
 
 
 def _text(path: Path, notes: list[str]) -> str:
@@ -176,8 +189,8 @@ def read_js(trial_dir: Path, trial_id: str, experiment: str, notes: list[str]) -
     if arrays is None:
         return []
     matrix, names = arrays["js_matrix"], [str(n) for n in arrays["class_names"]]
-    if matrix.shape != (len(names), len(names)):
-        notes.append(f"{path}: a {matrix.shape} matrix for {len(names)} classes; skipped")
+    if matrix.shape != (len(names), len(names)) or not np.isfinite(matrix).all():
+        notes.append(f"{path}: a {matrix.shape} matrix for {len(names)} classes, or not finite; skipped")
         return []
     pairs = [(a, b) for a in range(len(names)) for b in range(a + 1, len(names))]
     return [

@@ -206,6 +206,8 @@ def js_heatmap(trial_dir: Path, out: Path) -> Path | None:
     arrays = read_arrays(Path(trial_dir) / ARTIFACTS_DIR / JS_FILE, ("js_matrix", "class_names"))
     if arrays is None or arrays["js_matrix"].shape != (len(arrays["class_names"]),) * 2:
         return None
+    if not np.isfinite(arrays["js_matrix"]).all():
+        return None
     matrix, names = arrays["js_matrix"], [str(n) for n in arrays["class_names"]]
     fig, ax = plt.subplots(figsize=(5, 4.2))
     image = ax.imshow(matrix, cmap="viridis", vmin=0)

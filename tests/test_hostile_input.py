@@ -119,7 +119,8 @@ def _space_file(folder: Path, grid: Any, num_samples: Any) -> Path:
     if grid is not None:
         lines.append(f"GRID = {grid!r}")
     if num_samples is not None:
-        lines.append(f"NUM_SAMPLES = {num_samples!r}")
+        literal = f"float('{num_samples}')" if isinstance(num_samples, float) else repr(num_samples)
+        lines.append(f"NUM_SAMPLES = {literal}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -184,6 +185,9 @@ def _damage(path: Path, how: str, noise: bytes) -> None:
         path.write_text(text + "\n")
     elif how == "wrong_types":
         np.savez(path, js_matrix=np.ones(3), class_names=np.array([1]), features=np.ones(2), labels=[9.5])
+    elif how == "nan" and path.suffix == ".json":
+        info = json.loads(data)
+        path.write_text(json.dumps({**info, "config": {**info["config"], "alpha": math.nan}}))
     elif how == "nan" and path.suffix == ".jsonl":
         rows = [json.loads(line) for line in data.decode().splitlines()]
         rows[-1] = {**rows[-1], "cluster_acc": math.nan, "val_loss": math.inf}
@@ -221,9 +225,11 @@ def test_a_damaged_trial_file_is_a_note_not_a_traceback_or_a_guess(
         js_heatmap(trial, Path(root))
     row = loaded.trials.set_index("trial_dir").loc[str(trial)]
     if file == "run.json" and how != "latin1":  # without its config the trial is not ranked
-        assert row["status"] == "ERROR" and any("run.json" in n for n in loaded.notes)
+        assert row["status"] == "ERROR" and any("run.json" in n for n in loaded.warnings)
     if file == "metrics.jsonl" and how == "nan":
-        assert math.isnan(row["last_cluster_acc"]) and any("not a finite number" in n for n in loaded.notes)
+        assert math.isnan(row["last_cluster_acc"]) and any(
+            "not a finite number" in n for n in loaded.warnings
+        )
     if file == "metrics.jsonl" and how in ("garbage", "empty", "delete", "wrong_types"):
         assert row["status"] != "TERMINATED" or row["epochs_run"] < 2
     if file.endswith("test_features.npz") and how != "latin1":

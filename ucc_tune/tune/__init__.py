@@ -10,8 +10,8 @@ experiment's storage: Tune syncs only the driver node's folders, and never a reu
 
 from __future__ import annotations
 
-import contextlib
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,15 +244,16 @@ def keep_credentials_in_the_environment() -> None:
     }
 
 
-def make_session_private() -> None:
-    """Make this node's Ray session folder (its logs, sockets and runtime environments) readable
-    by this user alone: Ray creates it world-writable (0777) for machines shared by several users."""
-    node = ray._private.worker._global_node
-    if node is None:
-        return
-    for folder in (node.get_session_dir_path(), node.get_logs_dir_path()):
-        with contextlib.suppress(OSError):  # a folder of another user's cluster: not ours to change
-            os.chmod(folder, 0o700)
+def private_temp_dir() -> str:
+    """Ray's temp folder for a local cluster this process starts: ``ray`` inside a folder only this
+    user may enter (``ucc-tune-<uid>``, 0700) under ``$RAY_TMPDIR`` or the system's temp folder.
+    Ray makes its own folders world-writable (0777) for machines shared by several users, and
+    re-applies that as its processes start, so the privacy comes from the parent."""
+    root = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir())
+    private = root / f"ucc-tune-{os.getuid()}"
+    private.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(private, 0o700)  # an older folder of the same name
+    return str(private / "ray")
 
 
 def start_ray(
@@ -270,9 +271,8 @@ def start_ray(
     else:
         context = ray.init(
             address="local", num_cpus=num_cpus, include_dashboard=dashboard,
-            dashboard_host=dashboard_host, configure_logging=False,
+            dashboard_host=dashboard_host, configure_logging=False, _temp_dir=private_temp_dir(),
         )  # fmt: skip
-        make_session_private()
     return context.dashboard_url or None
 
 
