@@ -130,7 +130,8 @@ def read_trial(
     if started and (problem := _config_problem(config)):
         notes.append(f"{trial_dir / RUN_FILE}: {problem}; the trial's budget and parameters are unknown, "
                      "it is shown as ERROR and not ranked")  # fmt: skip
-        config, error = config if isinstance(config, dict) else {}, error or f"{RUN_FILE}: {problem}"
+        error = error or f"{RUN_FILE}: {problem}"
+    config = config if isinstance(config, dict) else {}
     row = trial_row(exp.name, trial_id, str(trial_dir), config, history, error, ray_status, seeds or None)
     if not history:
         notes.append(f"{trial_dir.name}: no results yet (status {row['status']})")

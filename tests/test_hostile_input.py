@@ -128,7 +128,7 @@ def _space_file(folder: Path, grid: Any, num_samples: Any) -> Path:
 GRID_VALUES = st.one_of(
     st.lists(st.floats(0, 1), max_size=3), st.floats(0, 1), st.text(max_size=3), st.just(())
 )
-GRIDS = st.one_of(
+GRIDS: st.SearchStrategy[Any] = st.one_of(
     st.none(),
     st.just({}),
     st.dictionaries(st.sampled_from(["alpha", "lr", "nope"]), GRID_VALUES, max_size=2),

@@ -235,7 +235,9 @@ def test_warm_start_adds_the_earlier_trials_but_runs_num_samples_new_ones(
 def test_the_trackers_key_reaches_no_ray_log(seeded_search: tuple[Path, str]) -> None:
     import ray
 
-    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    node = ray._private.worker._global_node
+    assert node is not None
+    session = Path(node.get_session_dir_path())
     exp, _ = seeded_search
     leaks = [
         p

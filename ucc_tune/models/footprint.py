@@ -75,9 +75,8 @@ def _output_bytes(module: nn.Module, batch: torch.Tensor) -> int:
 
     def count(_module: nn.Module, _inputs: object, output: object) -> None:
         nonlocal total
-        outputs = output if isinstance(output, (tuple, list)) else [output]
-        outputs = [getattr(o, "__dict__", {}).values() if not torch.is_tensor(o) else [o] for o in outputs]
-        total += sum(t.numel() * FLOAT for group in outputs for t in group if torch.is_tensor(t))
+        outputs = output if isinstance(output, (tuple, list)) else [output]  # a leaf gives tensors
+        total += sum(t.numel() * FLOAT for t in outputs if isinstance(t, torch.Tensor))
 
     leaves = [m for m in module.modules() if next(m.children(), None) is None]
     hooks = [m.register_forward_hook(count) for m in leaves]

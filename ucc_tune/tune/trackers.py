@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ucc_tune.plan import SearchPlan
 
@@ -51,9 +51,10 @@ def _wandb_callback_class() -> type:
     class WandbCallback(WandbLoggerCallback):
         def _start_logging_actor(self, trial: Any, exclude_results: list[str], **init: Any) -> None:
             if not self._remote_logger_class:
-                options = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
-                remote = ray.remote(**options, **_force_on_current_node())
-                self._remote_logger_class = remote(self._logger_actor_cls)
+                options: dict[str, Any] = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
+                options.update(cast(dict[str, Any], _force_on_current_node()))
+                remote = ray.remote(**options)
+                self._remote_logger_class = remote(self._logger_actor_cls)  # type: ignore[assignment]
             super()._start_logging_actor(trial, exclude_results, **init)
 
     return WandbCallback
