@@ -376,8 +376,14 @@ def _run_locked(plan: SearchPlan, top: int, argv: list[str] | None) -> int:
         print(f"  local copy of optuna.db, search.json, trials.parquet: {plan.experiment_dir}")
     started = time.monotonic()
     trials = tune.run_search(plan, resources)
-    table = write_trials_table(plan, trials)
-    publish(plan)
+    try:
+        table = write_trials_table(plan, trials)
+        publish(plan)
+    except OSError as err:  # a full disk or storage gone: the trials' own files are still there
+        print(f"error: cannot write the search's tables to {where} ({err.strerror or err}); the trials' "
+              f"files are kept: free space, then `python -m analysis {where}` rebuilds them",
+              file=sys.stderr)  # fmt: skip
+        return 1
     print_summary(table, plan, top, time.monotonic() - started)
     return 0
 
@@ -397,6 +403,20 @@ def write_search_json(plan: SearchPlan, resources: Any, argv: list[str] | None) 
     (plan.experiment_dir / SEARCH_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    """A JSON object, or {} for damaged text (a trial killed mid-write)."""
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _whole(value: Any) -> int:
+    """A seed count as recorded, 1 when it is not a whole number from 1 to 10,000."""
+    return value if isinstance(value, int) and 1 <= value <= 10_000 else 1
+
+
 def write_trials_table(plan: SearchPlan, trials: list[dict[str, Any]]) -> Any:
     """``trials.parquet`` from each trial's own files (``run.json``, ``metrics.jsonl``) and the
     error Ray recorded; rows by ``ucc_tune.schema.trial_row``."""
@@ -404,14 +424,15 @@ def write_trials_table(plan: SearchPlan, trials: list[dict[str, Any]]) -> Any:
     rows = []
     for trial in trials:
         folder = experiment.child(trial["folder"])
-        info = json.loads(folder.read_text(RUN_FILE)) if folder.exists(RUN_FILE) else {}
+        info = _json_object(folder.read_text(RUN_FILE)) if folder.exists(RUN_FILE) else {}
         history = read_history(folder.read_text(METRICS_FILE)) if folder.exists(METRICS_FILE) else []
-        config = info.get("config") or trial["config"]
-        trial_id = info.get("trial_id") or trial["trial_id"]
+        recorded = info.get("config")
+        config: dict[str, Any] = recorded if isinstance(recorded, dict) else dict(trial["config"] or {})
+        trial_id = str(info.get("trial_id") or trial["trial_id"])
         seeds = [
-            read_history(folder.read_text(SEEDS_DIR, seed_name(k), METRICS_FILE))
-            for k in range(int(config.get("seeds") or 1))
-            if folder.exists(SEEDS_DIR, seed_name(k), METRICS_FILE)
+            read_history(folder.read_text(SEEDS_DIR, folder_name, METRICS_FILE))
+            for folder_name in (seed_name(k) for k in range(_whole(config.get("seeds"))))
+            if folder.exists(SEEDS_DIR, folder_name, METRICS_FILE)
         ]
         rows.append(
             trial_row(
