@@ -126,7 +126,8 @@ def read_trial(
     seed_files = sorted((trial_dir / SEEDS_DIR).glob(f"*/{METRICS_FILE}"))
     seeds = [read_history(_text(f, notes), notes, str(f)) for f in seed_files]
     config, error = info.get("config"), ray_error(trial_dir)
-    started = (trial_dir / RUN_FILE).is_file()  # before its run.json a trial is only starting
+    # a trial with neither run.json nor results is only starting; with results, its config is missing
+    started = (trial_dir / RUN_FILE).is_file() or bool(history)
     if started and (problem := _config_problem(config)):
         notes.append(f"{trial_dir / RUN_FILE}: {problem}; the trial's budget and parameters are unknown, "
                      "it is shown as ERROR and not ranked")  # fmt: skip

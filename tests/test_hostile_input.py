@@ -27,7 +27,7 @@ from ucc_tune.spaces import SpaceError, load_space
 
 # no shrinking: a failing draw is reported as drawn, in seconds rather than minutes
 QUICK = settings(
-    max_examples=40,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
@@ -200,7 +200,7 @@ def _damage(path: Path, how: str, noise: bytes) -> None:
 
 
 @settings(
-    max_examples=25,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
