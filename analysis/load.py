@@ -33,6 +33,7 @@ from ucc_tune.schema import (
     RUN_FILE,
     SEARCH_FILE,
     SEEDS_DIR,
+    json_object,
     read_history,
     trial_row,
     trials_frame,
@@ -104,10 +105,10 @@ def read_json(path: Path, notes: list[str], consequence: str) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        found = json.loads(path.read_text())
-    except ValueError:
+        found = json_object(path.read_text())
+    except ValueError:  # not UTF-8
         found = None
-    if not isinstance(found, dict):
+    if found is None:
         notes.append(f"{path}: not valid JSON; {consequence}")
         return {}
     return found

@@ -206,6 +206,15 @@ def metrics_row(line: str) -> dict[str, Any] | None:
     return row if isinstance(row, dict) and _is_number(row.get("epoch")) else None
 
 
+def json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object ``text`` holds, or None when it holds none (damaged, truncated, another type)."""
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def read_history(text: str, notes: list[str] | None = None, source: str = "") -> list[dict[str, Any]]:
     """The rows of a ``metrics.jsonl``, one per epoch in epoch order.
 

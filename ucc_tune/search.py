@@ -45,6 +45,7 @@ from ucc_tune.schema import (
     SEARCH_FILE,
     SEEDS_DIR,
     TRIALS_FILE,
+    json_object,
     metric_direction,
     read_history,
     seed_name,
@@ -403,15 +404,6 @@ def write_search_json(plan: SearchPlan, resources: Any, argv: list[str] | None) 
     (plan.experiment_dir / SEARCH_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
 
 
-def _json_object(text: str) -> dict[str, Any]:
-    """A JSON object, or {} for damaged text (a trial killed mid-write)."""
-    try:
-        found = json.loads(text)
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
 def _whole(value: Any) -> int:
     """A seed count as recorded, 1 when it is not a whole number from 1 to 10,000."""
     return value if isinstance(value, int) and 1 <= value <= 10_000 else 1
@@ -424,7 +416,7 @@ def write_trials_table(plan: SearchPlan, trials: list[dict[str, Any]]) -> Any:
     rows = []
     for trial in trials:
         folder = experiment.child(trial["folder"])
-        info = _json_object(folder.read_text(RUN_FILE)) if folder.exists(RUN_FILE) else {}
+        info = (json_object(folder.read_text(RUN_FILE)) or {}) if folder.exists(RUN_FILE) else {}
         history = read_history(folder.read_text(METRICS_FILE)) if folder.exists(METRICS_FILE) else []
         recorded = info.get("config")
         config: dict[str, Any] = recorded if isinstance(recorded, dict) else dict(trial["config"] or {})
