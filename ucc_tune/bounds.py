@@ -23,13 +23,16 @@ def check_number(
 ) -> None:
     """Raise ``BoundsError`` unless ``value`` is a finite number (an integer if ``whole``) in
     ``[low, high]`` (an open end where ``None``)."""
-    kind = "a whole number" if whole else "a number"
-    allowed = _range_text(low, high)
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not is_number or (whole and not isinstance(value, int)):
-        raise BoundsError(f"{label} {value!r}: must be {kind} {allowed}")
-    if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
-        raise BoundsError(f"{label} {value!r}: must be {kind} {allowed}")
+    is_number = isinstance(value, int if whole else (int, float)) and not isinstance(value, bool)
+    in_range = (
+        is_number
+        and math.isfinite(value)
+        and (low is None or value >= low)
+        and (high is None or value <= high)
+    )
+    if not in_range:
+        kind = "a whole number" if whole else "a number"
+        raise BoundsError(f"{label} {value!r}: must be {kind} {_range_text(low, high)}")
 
 
 def _range_text(low: float | None, high: float | None) -> str:

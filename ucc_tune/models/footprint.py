@@ -5,8 +5,8 @@ sent through it there, so every layer's size comes from the code that will run, 
 formula kept beside it. The estimate counts, in bytes of float32:
 
 - parameters four times over (weights, gradients and Adam's two moments);
-- every module's output for one batch of ``bags_per_batch x bag_size`` images, twice (kept for
-  the backward pass and its gradient);
+- every leaf module's output for one batch of ``bags_per_batch x bag_size`` images, twice (kept
+  for the backward pass and its gradient);
 - the KDE's per-instance kernel values, ``(bags, instances, features, bins)``, three times
   (differences, kernels, gradient) but at most ``kde_max_elements`` at once;
 - one evaluation batch of ``eval_batch_size`` images through the encoder.
