@@ -22,7 +22,7 @@ from analysis.report import Sentences, write_reports
 from analysis.views import importance, pareto_front, seed_statistics, signal_correlation
 from ucc_tune.config import field_names
 from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE, TEST_FEATURES_FILE, metric_direction
-from ucc_tune.selection import budget_words, rank_trials, ranking_table, verdict
+from ucc_tune.search.ranking import budget_words, rank_trials, ranking_table, verdict
 
 SHOWN = ["experiment", "trial_id", "status", "epochs_run"]
 
@@ -33,15 +33,17 @@ def search_table(exp: Experiment) -> pd.DataFrame:
     rows = []
     for name, s in exp.searches.items():
         objectives = zip(s.get("metrics") or [], s.get("modes") or [], strict=False)
-        rows.append({
-            "experiment": name,
-            "space": s.get("space"),
-            "searched": ", ".join(s.get("searched") or []),
-            "objectives": ", ".join(f"{m} ({mode})" for m, mode in objectives),
-            "trials": s.get("num_samples"),
-            "fixed": ", ".join(f"{k}={v}" for k, v in (s.get("fixed") or {}).items()),
-            "git_commit": str(s.get("git_commit") or "")[:10],
-        })  # fmt: skip
+        rows.append(
+            {
+                "experiment": name,
+                "space": s.get("space"),
+                "searched": ", ".join(s.get("searched") or []),
+                "objectives": ", ".join(f"{m} ({mode})" for m, mode in objectives),
+                "trials": s.get("num_samples"),
+                "fixed": ", ".join(f"{k}={v}" for k, v in (s.get("fixed") or {}).items()),
+                "git_commit": str(s.get("git_commit") or "")[:10],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -107,8 +109,9 @@ def only_searched(frame: pd.DataFrame, params: list[str]) -> pd.DataFrame:
     return frame[[c for c in frame.columns if c not in fixed]]
 
 
-def report_sections(exp: Experiment, params: list[str], metric: str, words: Sentences,
-                    top: int) -> dict[str, Any]:  # fmt: skip
+def report_sections(
+    exp: Experiment, params: list[str], metric: str, words: Sentences, top: int
+) -> dict[str, Any]:
     """The report's sections in order: the verdict and the ranking first (the answer), then the
     search's settings and the other tables."""
     metrics, modes = objectives(exp)
@@ -160,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out).close()
     except OSError as err:
-        print(f"error: cannot write the analysis to {out} ({err.strerror or err}); pass --out DIR",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: cannot write the analysis to {out} ({err.strerror or err}); pass --out DIR",
+            file=sys.stderr,
+        )
         return 2
     if args.metric and len(exp.trials):
         exp.trials = rank_trials(exp.trials, metric, mode)
@@ -190,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         plots.ucc_vs_cluster(exp.trials, out),
         *best_figures,
     ]
-    html_path, _ = write_reports(out, f"ucc-tune analysis: {', '.join(exp.searches)}", sections,
-                                 [f for f in figures if f is not None])  # fmt: skip
+    html_path, _ = write_reports(
+        out, f"ucc-tune analysis: {', '.join(exp.searches)}", sections, [f for f in figures if f is not None]
+    )
     print(f"\ntables, plots and report in {out} (open {html_path})")
     return 0
 

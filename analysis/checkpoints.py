@@ -3,7 +3,7 @@
 A trial's checkpoints are Ray Tune's ``checkpoint_NNNNNN/`` folders in the trial's folder, or for
 a trial of Ray Train DDP workers ``<experiment>/train_runs/train-<trial id>/checkpoint_*/``; a
 checkpoint holds ``state.pt``, or one ``seed_<k>/state.pt`` per seed of a run of several seeds.
-The ranking is ``ucc_tune.selection``'s (finished trials by the last-epoch seed mean of the
+The ranking is ``ucc_tune.search.ranking``'s (finished trials by the last-epoch seed mean of the
 objective), so the newest checkpoint of the first-ranked trial holds the weights of its last
 epoch: the ones its ranking value and test scores were measured with.
 """
@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis.load import Experiment, objective
 from ucc_tune.schema import CHECKPOINT_STATE_FILE, checkpoint_places, metric_direction
-from ucc_tune.selection import describe, rank_trials
+from ucc_tune.search.ranking import describe, rank_trials
 
 
 def checkpoint_folders(trial_dir: Path, trial_id: str) -> list[Path]:
@@ -59,8 +59,9 @@ def best_checkpoint(exp: Experiment, metric: str | None = None, mode: str | None
     return folders[-1] if folders else None
 
 
-def best_checkpoint_line(exp: Experiment, params: list[str], metric: str | None = None,
-                         mode: str | None = None) -> str:  # fmt: skip
+def best_checkpoint_line(
+    exp: Experiment, params: list[str], metric: str | None = None, mode: str | None = None
+) -> str:
     """``best_checkpoint`` in one sentence: which trial, which folder, or why there is none."""
     row = best_trial(exp, metric, mode)
     if row is None:

@@ -185,8 +185,10 @@ def feature_figures(
     method = method if method in data.clusters else next(iter(data.clusters))
     table = confusion_table(data.labels, data.clusters[method], data.class_names)
     paths = []
-    for fig, name in ((map_figure(feature_map(data, method), data.class_names), "feature_maps.png"),
-                      (confusion_figure(table, method), "confusion.png")):  # fmt: skip
+    for fig, name in (
+        (map_figure(feature_map(data, method), data.class_names), "feature_maps.png"),
+        (confusion_figure(table, method), "confusion.png"),
+    ):
         fig.savefig(out / name, dpi=90, bbox_inches="tight")
         plt.close(fig)
         paths.append(out / name)

@@ -37,8 +37,8 @@ from ucc_tune.schema import (
     read_history,
     trial_row,
     trials_frame,
-)  # fmt: skip
-from ucc_tune.selection import rank_trials
+)
+from ucc_tune.search.ranking import rank_trials
 from ucc_tune.storage import Storage, is_uri, local_mirror, redact
 
 
@@ -130,18 +130,24 @@ def read_trial(
     # a trial with neither run.json nor results is only starting; with results, its config is missing
     started = (trial_dir / RUN_FILE).is_file() or bool(history)
     if started and (problem := _config_problem(config)):
-        notes.append(f"{trial_dir / RUN_FILE}: {problem}; the trial's budget and parameters are unknown, "
-                     "it is shown as ERROR and not ranked")  # fmt: skip
+        notes.append(
+            f"{trial_dir / RUN_FILE}: {problem}; the trial's budget and parameters are unknown, "
+            "it is shown as ERROR and not ranked"
+        )
         error = error or f"{RUN_FILE}: {problem}"
     config = config if isinstance(config, dict) else {}
     row = trial_row(exp.name, trial_id, str(trial_dir), config, history, error, ray_status, seeds or None)
     if not history:
         notes.append(f"{trial_dir.name}: no results yet (status {row['status']})")
     elif bad := [m for m in OBJECTIVES if math.isnan(row[f"last_{m}"]) and not math.isnan(row[f"best_{m}"])]:
-        notes.append(f"{trial_dir.name}: its last epoch's {', '.join(bad)} is not a finite number; "
-                     "it is not ranked on an earlier epoch's value")  # fmt: skip
-    rows = [{"experiment": exp.name, "trial_id": trial_id, **{k: r.get(k) for k in ("epoch", *REPORTED)}}
-            for r in history]  # fmt: skip
+        notes.append(
+            f"{trial_dir.name}: its last epoch's {', '.join(bad)} is not a finite number; "
+            "it is not ranked on an earlier epoch's value"
+        )
+    rows = [
+        {"experiment": exp.name, "trial_id": trial_id, **{k: r.get(k) for k in ("epoch", *REPORTED)}}
+        for r in history
+    ]
     return row, rows
 
 
@@ -217,11 +223,17 @@ def summarize_js(js: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (experiment, trial_id), group in js.groupby(["experiment", "trial_id"], sort=False):
         closest = group.loc[group["js"].idxmin()]
-        rows.append({
-            "experiment": experiment, "trial_id": trial_id, "js_min": group["js"].min(),
-            "js_mean": group["js"].mean(), "js_max": group["js"].max(),
-            "closest_a": closest["class_a"], "closest_b": closest["class_b"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "experiment": experiment,
+                "trial_id": trial_id,
+                "js_min": group["js"].min(),
+                "js_mean": group["js"].mean(),
+                "js_max": group["js"].max(),
+                "closest_a": closest["class_a"],
+                "closest_b": closest["class_b"],
+            }
+        )
     return pd.DataFrame(rows)
 
 

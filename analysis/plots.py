@@ -15,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from analysis.load import read_arrays
 from analysis.views import pareto_front
 from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE
-from ucc_tune.selection import describe, finished
+from ucc_tune.search.ranking import describe, finished
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

@@ -30,8 +30,10 @@ def _fmt(value: Any) -> str:
 
 def _image_tag(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"/>' \
-        f"<figcaption>{html.escape(path.stem)}</figcaption></figure>"  # fmt: skip
+    return (
+        f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"/>'
+        f"<figcaption>{html.escape(path.stem)}</figcaption></figure>"
+    )
 
 
 def write_reports(out: Path, title: str, sections: dict[str, Any], plots: list[Path]) -> tuple[Path, Path]:

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 
 from ucc_tune.config import field_names
-from ucc_tune.selection import finished, on_pareto_front, rank_trials
+from ucc_tune.search.ranking import finished, on_pareto_front, rank_trials
 
 
 def best_trials(
     trials: pd.DataFrame, metric: str = "cluster_acc", mode: str = "max", k: int = 5
 ) -> pd.DataFrame:
-    """The ``k`` best finished trials by ``ucc_tune.selection``'s rule: the mean of ``metric`` over
+    """The ``k`` best finished trials by ``ucc_tune.search.ranking``'s rule: the mean of ``metric`` over
     seeds at the last epoch (``last_<metric>``); trials stopped early or failed are left out."""
     column = f"last_{metric}"
     if column not in trials:
@@ -94,5 +94,5 @@ def importance(experiment_dir: Path, objective: int = 0) -> pd.DataFrame:
 
 
 def pareto_front(trials: pd.DataFrame, metrics: list[str], modes: list[str]) -> pd.DataFrame:
-    """The trials on the Pareto front of ``metrics`` (``ucc_tune.selection.on_pareto_front``)."""
+    """The trials on the Pareto front of ``metrics`` (``ucc_tune.search.ranking.on_pareto_front``)."""
     return trials[on_pareto_front(trials, metrics, modes)].reset_index(drop=True)

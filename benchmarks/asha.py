@@ -40,7 +40,7 @@ def space_file(folder: Path, epochs: int, steps: int) -> Path:
 
 def run(folder: Path, name: str, scheduler: str, epochs: int, steps: int) -> tuple[pd.DataFrame, list[dict]]:
     """The search's ``trials.parquet`` and every reported epoch (timestamp, trial, accuracy)."""
-    from ucc_tune import search
+    from ucc_tune.search import command as search
 
     args = ["--space", str(space_file(folder, epochs, steps)), "--num-samples", str(len(ALPHAS) * len(LRS))]
     args += ["--scheduler", scheduler, "--grace-period", "1", "--storage-path", str(folder), "--name", name]
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import ray
 
-    from ucc_tune.tune import start_ray
+    from ucc_tune.ray_adapter import start_ray
 
     start_ray(num_cpus=2, dashboard=False)
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,9 +19,9 @@ import numpy as np
 
 from benchmarks.common import write_results
 from ucc_tune.config import Config
-from ucc_tune.config_args import parse_assignments
+from ucc_tune.config.flags import parse_assignments
 from ucc_tune.data.loading import load_data
-from ucc_tune.evaluation import cluster
+from ucc_tune.feature_scores import cluster
 from ucc_tune.metrics import clustering_scores
 from ucc_tune.train import LocalSession, train
 

@@ -33,10 +33,10 @@ from typing import Any
 
 from benchmarks.common import write_results
 from benchmarks.quality_digits import raw_pixel_baseline
-from ucc_tune import evaluate
 from ucc_tune.config import Config
-from ucc_tune.config_args import parse_assignments
+from ucc_tune.config.flags import parse_assignments
 from ucc_tune.train import LocalSession, train
+from ucc_tune.trained import evaluate
 
 FIXTURE = (
     Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "ucc_mnist_authors_ae_128000.h5"

@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             direct.append(time.perf_counter() - start)
         import ray
 
-        from ucc_tune import search, tune
+        from ucc_tune import ray_adapter as tune
+        from ucc_tune.search import command as search
 
         start = time.perf_counter()
         # with the dashboard: Ray Train V2 cleans up placement groups through the State API

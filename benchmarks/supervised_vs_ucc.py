@@ -22,7 +22,7 @@ import numpy as np
 from benchmarks.common import write_results
 from benchmarks.quality_digits import one_seed
 from ucc_tune.config import Config, Supervision
-from ucc_tune.config_args import parse_assignments
+from ucc_tune.config.flags import parse_assignments
 from ucc_tune.train.stopping import supervision_label
 
 FAMILIES: tuple[Supervision, ...] = ("ucc", "instance")

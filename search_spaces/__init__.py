@@ -1,4 +1,4 @@
-"""Named search spaces, one file per question (the loader is ``ucc_tune.spaces``).
+"""Named search spaces, one file per question (the loader is ``ucc_tune.search.spaces``).
 
 Each file has a docstring with the question it answers and ``def space(trial) -> dict`` that
 only calls ``trial.suggest_*`` (``Config`` field names as parameter names) and returns constants

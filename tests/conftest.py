@@ -65,7 +65,7 @@ def smoke_search(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) ->
     (stdout, and on stderr what Ray's workers logged)."""
     import io
 
-    from ucc_tune import search
+    from ucc_tune.search import command as search
 
     root = tmp_path_factory.mktemp("experiments")
     args = ["--storage-path", str(root), "--name", "smoke", "--space", "smoke", "--num-samples", "3"]

@@ -32,7 +32,7 @@ def main(out: Path) -> int:
     import ray
     from ray.cluster_utils import Cluster
 
-    from ucc_tune import search
+    from ucc_tune.search import command as search
 
     # a dashboard of its own: Train V2 cleans placement groups through its State API
     head = {"num_cpus": 2, "num_gpus": 0, "include_dashboard": True, "dashboard_port": free_port()}

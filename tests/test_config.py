@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ucc_tune.config import Config, ConfigError, field_names
-from ucc_tune.config_args import parse_assignments
+from ucc_tune.config.flags import parse_assignments
 
 
 def test_defaults_are_valid_and_follow_the_paper() -> None:
@@ -159,7 +159,7 @@ def test_derived_values() -> None:
 def test_command_line_values_keep_only_the_named_keys(tmp_path) -> None:
     import argparse
 
-    from ucc_tune.config_args import add_config_arguments, config_values
+    from ucc_tune.config.flags import add_config_arguments, config_values
 
     parser = argparse.ArgumentParser()
     add_config_arguments(parser)
@@ -171,7 +171,7 @@ def test_command_line_values_keep_only_the_named_keys(tmp_path) -> None:
 
 
 def test_datasets_bring_their_own_defaults_unless_named_or_searched() -> None:
-    from ucc_tune.config_args import defaults_from_dataset
+    from ucc_tune.config.flags import defaults_from_dataset
 
     assert defaults_from_dataset({"dataset": "mnist_sample"}) == {"lr": 1e-4}  # the paper's, at 28x28
     assert defaults_from_dataset({"dataset": "cifar10", "lr": 3e-3}) == {}  # the user's value stays

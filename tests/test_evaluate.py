@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from ucc_tune.config import Config
-from ucc_tune.evaluate import main
 from ucc_tune.train.__main__ import main as train_main
+from ucc_tune.trained.evaluate import main
 
 from .models.test_keras_weights import WEIGHTS, write_keras_file
 

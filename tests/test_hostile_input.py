@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from ucc_tune.config import Config, ConfigError, field_names
-from ucc_tune.spaces import SpaceError, load_space
+from ucc_tune.search.spaces import SpaceError, load_space
 
 # no shrinking: a failing draw is reported as drawn, in seconds rather than minutes
 QUICK = settings(
@@ -63,7 +63,7 @@ SETS = ["seed", "num_bins", "num_features", "bag_size", "bags_per_label", "head_
 def _refused_or_planned(argv: list[str], storage: Path) -> tuple[int, str]:
     """What the search command decides for ``argv`` before Ray: (0, "") for a plan it would run,
     (2, message) for a refusal."""
-    from ucc_tune import search
+    from ucc_tune.search import command as search
 
     err = io.StringIO()
     try:
@@ -152,7 +152,7 @@ def test_space_file_constants_make_a_space_or_a_space_error(grid: Any, num_sampl
 
 
 def test_a_space_that_exits_or_searches_what_it_returns_is_refused(tmp_path: Path) -> None:
-    from ucc_tune.spaces import probe
+    from ucc_tune.search.spaces import probe
 
     leaving = tmp_path / "leaving.py"
     leaving.write_text("import sys\nsys.exit(0)\ndef space(trial):\n    return {}\n")
@@ -244,13 +244,13 @@ def test_a_second_holder_of_an_experiment_is_refused_with_the_first_ones_pid(tmp
     import subprocess
     import sys
 
-    from ucc_tune.experiment_lock import ExperimentLock, ExperimentLocked
+    from ucc_tune.search.lock import ExperimentLock, ExperimentLocked
 
     with ExperimentLock(tmp_path), pytest.raises(ExperimentLocked, match=f"PID {os.getpid()} on "):
         ExperimentLock(tmp_path).acquire()
     with ExperimentLock(tmp_path):  # released on exit: the next one gets it
         pass
-    holder = "from ucc_tune.experiment_lock import ExperimentLock; import time; "
+    holder = "from ucc_tune.search.lock import ExperimentLock; import time; "
     holder += (
         f"lock = ExperimentLock({str(tmp_path)!r}); lock.acquire(); print('held', flush=True); time.sleep(60)"
     )
@@ -278,7 +278,7 @@ def test_secret_names_and_uris_in_messages_are_told_apart() -> None:
 
 
 def test_predict_refuses_images_with_nan_pixels_naming_them(tmp_path: Path) -> None:
-    from ucc_tune.predict import PredictionError, read_raw_images
+    from ucc_tune.trained.predict import PredictionError, read_raw_images
 
     images = np.zeros((5, 8, 8), dtype=np.float32)
     images[3, 2, 2] = np.nan
@@ -291,8 +291,9 @@ def test_predict_refuses_images_with_nan_pixels_naming_them(tmp_path: Path) -> N
 def test_a_resume_is_refused_while_held_or_when_it_asks_for_another_search(
     smoke_experiment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from ucc_tune import search, tune
-    from ucc_tune.experiment_lock import ExperimentLock
+    from ucc_tune import ray_adapter as tune
+    from ucc_tune.search import command as search
+    from ucc_tune.search.lock import ExperimentLock
 
     monkeypatch.setattr(tune, "start_ray", lambda *a, **k: pytest.fail("Ray started for a refused resume"))
     shutil.copytree(smoke_experiment, tmp_path / "smoke")

@@ -15,7 +15,14 @@ PACKAGES = ("ucc_tune", "analysis", "search_spaces")
 
 @pytest.mark.parametrize(
     "module",
-    ["ucc_tune.config", "ucc_tune.schema", "ucc_tune.plan", "ucc_tune.spaces", "ucc_tune.search", "analysis"],
+    [
+        "ucc_tune.config",
+        "ucc_tune.schema",
+        "ucc_tune.search.plan",
+        "ucc_tune.search.spaces",
+        "ucc_tune.search.command",
+        "analysis",
+    ],
 )
 def test_imports_pull_in_neither_torch_nor_ray(module: str) -> None:
     code = f"import sys, {module}; print(sorted(m for m in ('torch', 'ray') if m in sys.modules))"
@@ -78,9 +85,10 @@ def test_comments_speak_of_the_code() -> None:
 
 
 def test_registries_agree_with_the_literals() -> None:
-    from ucc_tune.config import DATASET_CLASSES, MODEL_NAMES, MODELS_WITH_DROPOUT
+    from ucc_tune.catalog import CATALOG
+    from ucc_tune.config import MODEL_NAMES, MODELS_WITH_DROPOUT
     from ucc_tune.data.sources import DATASETS
     from ucc_tune.models import MODELS
 
     assert list(MODEL_NAMES) == list(MODELS) and set(MODELS_WITH_DROPOUT) <= set(MODELS)
-    assert {name: spec.num_classes for name, spec in DATASETS.items()} == DATASET_CLASSES
+    assert list(DATASETS) == list(CATALOG)

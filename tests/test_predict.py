@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from ucc_tune.data.splits import load_splits
-from ucc_tune.export import main as export_main
-from ucc_tune.predict import main
 from ucc_tune.train.__main__ import main as train_main
+from ucc_tune.trained.export import main as export_main
+from ucc_tune.trained.predict import main
 
 # ucc_test_support.tiny() cut to 2 epochs of 2 steps, a 3-component PCA before clustering, k-means alone
 TINY = {

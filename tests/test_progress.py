@@ -1,10 +1,10 @@
-"""The progress view of a running search (``ucc_tune.progress``), from scripted events, no Ray."""
+"""The progress view of a running search (``ucc_tune.search.progress``), from scripted events, no Ray."""
 
 from __future__ import annotations
 
 import pytest
 
-from ucc_tune.progress import SearchProgress, format_duration, parse_duration
+from ucc_tune.search.progress import SearchProgress, format_duration, parse_duration
 
 
 def scripted() -> SearchProgress:

@@ -21,8 +21,8 @@ import optuna
 import pandas as pd
 import pytest
 
-from ucc_tune import search
 from ucc_tune.config import field_names
+from ucc_tune.search import command as search
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--set", "num_threads=1"]
@@ -206,7 +206,7 @@ def test_bad_input_exits_2_before_ray_starts(
     capsys: pytest.CaptureFixture,
     tmp_path: Path,
 ) -> None:
-    import ucc_tune.tune as tune
+    import ucc_tune.ray_adapter as tune
 
     def no_ray(*_: object, **__: object) -> None:
         raise AssertionError("Ray was started")
@@ -451,7 +451,7 @@ def test_resources_the_cluster_never_has_exit_2(
 def test_unusable_storage_and_spaces_exit_2_and_leave_nothing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
 ) -> None:
-    import ucc_tune.tune as tune
+    import ucc_tune.ray_adapter as tune
 
     def no_ray(*_: object, **__: object) -> None:
         raise AssertionError("Ray was started")
@@ -472,7 +472,7 @@ def test_a_search_started_under_other_defaults_is_not_resumed_under_new_ones(tmp
     """search.json records the Config every trial shared; resuming after a version changed a
     default those trials relied on would mix two recipes in one ranking: it is refused."""
     from ucc_tune.config import Config
-    from ucc_tune.plan import changed_defaults
+    from ucc_tune.search.plan import changed_defaults
 
     fixed = {"num_threads": 1, "seeds": 2}
     then = Config.from_dict(fixed).to_dict() | {"lr": 1e-3, "warmup_steps": 0}

@@ -10,7 +10,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from ucc_tune import search
+from ucc_tune.search import command as search
 
 VIEW_HEADER = ["trial", "alpha", "lr", "cluster_acc", "best", "epochs", "status"]
 
@@ -60,7 +60,7 @@ def test_a_time_budget_ends_the_search_early_with_complete_tables(
 def test_a_spent_budget_stops_each_trial_at_its_result_and_refuses_new_trials() -> None:
     from ray.tune.search import Searcher
 
-    from ucc_tune.tune.budget import BudgetLimiter, TimeBudget
+    from ucc_tune.ray_adapter.budget import BudgetLimiter, TimeBudget
 
     class Fixed(Searcher):
         def suggest(self, trial_id: str) -> dict:

@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 import pytest
 
-from ucc_tune.tune.searcher import PruningOptunaSearch
+from ucc_tune.ray_adapter.searcher import PruningOptunaSearch
 
 EPOCHS = 3
 States = optuna.trial.TrialState
@@ -95,7 +95,7 @@ def test_a_trial_stopped_early_is_pruned_once(tmp_path: Path) -> None:
 
 
 def test_a_restored_trial_continues_from_its_newest_complete_checkpoint(tmp_path: Path) -> None:
-    from ucc_tune.tune import newest_complete_checkpoint
+    from ucc_tune.ray_adapter.sessions import newest_complete_checkpoint
 
     def checkpoint(name: str, *parts: str, data: bytes | None = None) -> None:
         folder = tmp_path / name / Path(*parts) if parts else tmp_path / name

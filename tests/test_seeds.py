@@ -100,7 +100,7 @@ def test_a_resumed_group_continues_every_seed_exactly(three_seeds: Path, tmp_pat
 def test_the_test_score_is_the_final_checkpoints(three_seeds: Path, tmp_path: Path) -> None:
     """The ranking refers to the last epoch; its test scores come from the weights of that epoch's
     checkpoint: re-scoring the checkpoint of seed 1 on the test split gives seed 1's test row."""
-    from ucc_tune.evaluate import main as evaluate_main
+    from ucc_tune.trained.evaluate import main as evaluate_main
 
     newest = sorted((three_seeds / "checkpoints").iterdir())[-1]
     last = read_jsonl(three_seeds / "seeds" / "seed_1" / "metrics.jsonl")[-1]

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from ucc_tune.schema import DIRECTIONS, OBJECTIVES, still_rising, trial_row, trials_frame
-from ucc_tune.selection import rank_trials, ranking_table, verdict
-from ucc_tune.selection import test_column as score_column_of  # (pytest collects names test_*)
+from ucc_tune.search.ranking import rank_trials, ranking_table, verdict
+from ucc_tune.search.ranking import test_column as score_column_of  # (pytest collects names test_*)
 
 EPOCHS = 4
 

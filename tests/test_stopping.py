@@ -13,7 +13,7 @@ from ucc_test_support import read_jsonl, tiny
 
 from ucc_tune.config import BestMetric, Config, ConfigError
 from ucc_tune.data.loading import load_data
-from ucc_tune.evaluation import extract_features
+from ucc_tune.feature_scores import extract_features
 from ucc_tune.models import build
 from ucc_tune.schema import OBJECTIVES
 from ucc_tune.train.__main__ import main as train_main
@@ -77,7 +77,7 @@ def test_best_metrics_are_the_schemas_objectives_and_bad_knobs_are_refused() -> 
 
 
 def test_a_search_refuses_early_stopping_before_ray_starts(tmp_path: Path, capsys) -> None:
-    from ucc_tune import search
+    from ucc_tune.search import command as search
 
     args = ["--space", "smoke", "--set", "patience=2", "--seeds", "1", "--storage-path", str(tmp_path)]
     assert search.main(args) == 2

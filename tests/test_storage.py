@@ -132,7 +132,7 @@ def test_search_on_s3_storage_end_to_end(
     """Trials, artifacts, search.json, optuna.db and trials.parquet all land in the bucket; the
     experiment restores from the URI alone (empty local cache) and analysis reads it."""
     from analysis.load import load
-    from ucc_tune import search
+    from ucc_tune.search import command as search
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the driver's local copy goes here
     root = bucket_uri(s3_endpoint)
@@ -171,8 +171,8 @@ def test_search_on_s3_storage_end_to_end(
 def test_ray_gets_the_uri_with_its_credentials_and_the_user_sees_them_redacted(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    import ucc_tune.tune as tune
-    from ucc_tune import search
+    import ucc_tune.ray_adapter as tune
+    from ucc_tune.search import command as search
 
     asked: list[str] = []
 

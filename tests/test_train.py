@@ -214,7 +214,7 @@ def test_cli_refuses_to_mix_runs(tmp_path: Path, capsys: pytest.CaptureFixture) 
 
 
 def test_collapse_reasons_by_hand() -> None:
-    from ucc_tune.evaluation import collapse
+    from ucc_tune.feature_scores import collapse
 
     rng = np.random.default_rng(0)
     healthy = rng.random((200, 10))

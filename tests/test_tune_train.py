@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from ucc_tune.ray_adapter import train_distributed
 from ucc_tune.schema import DDP_RUN_NAME, METRIC_NAMES
-from ucc_tune.tune import train_distributed
 
 from .test_train import tiny
 

@@ -1,4 +1,4 @@
-"""Enqueued configurations and warm starts (``ucc_tune.warm``): checked against the space before
+"""Enqueued configurations and warm starts (``ucc_tune.search.prefill``): checked against the space before
 Ray starts, run first, copied into the new study without becoming this search's trials."""
 
 from __future__ import annotations
@@ -18,11 +18,18 @@ import optuna
 import pandas as pd
 import pytest
 
-from ucc_tune import search
-from ucc_tune.plan import SearchPlan
-from ucc_tune.spaces import Space, load_space
-from ucc_tune.trackers import TrackerError, check_trackers
-from ucc_tune.warm import WARM_ATTR, WarmStartError, add_warm_trials, check_enqueue, enqueue, seeded_plan
+from ucc_tune.search import command as search
+from ucc_tune.search.plan import SearchPlan
+from ucc_tune.search.prefill import (
+    WARM_ATTR,
+    WarmStartError,
+    add_warm_trials,
+    check_enqueue,
+    enqueue,
+    seeded_plan,
+)
+from ucc_tune.search.spaces import Space, load_space
+from ucc_tune.search.trackers import TrackerError, check_trackers
 
 States = optuna.trial.TrialState
 ENQUEUED = [{"alpha": 0.75, "lr": 0.005}, {"alpha": 0.6, "lr": 0.002}]
@@ -134,7 +141,7 @@ def test_enqueue_and_warm_start_are_resolved_into_the_plan(
 def test_bad_enqueue_exits_2_before_ray_starts(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
 ) -> None:
-    import ucc_tune.tune as tune
+    import ucc_tune.ray_adapter as tune
 
     def no_ray(*_: object, **__: object) -> None:
         raise AssertionError("Ray was started")
@@ -185,7 +192,9 @@ def seeded_search(smoke_experiment: Path, tmp_path_factory: pytest.TempPathFacto
     with contextlib.redirect_stdout(printed), pytest.MonkeyPatch.context() as env:
         for name in ("WANDB_MODE", "MLFLOW_TRACKING_URI"):
             env.delenv(name, raising=False)  # the defaults: W&B offline, MLflow in the experiment
-        env.setattr("ucc_tune.tune.trackers.wandb_configured", lambda: False)  # a key, no account: offline
+        env.setattr(
+            "ucc_tune.ray_adapter.callbacks.wandb_configured", lambda: False
+        )  # a key, no account: offline
         env.setenv("WANDB_API_KEY", WANDB_KEY)  # Ray's own callback would log it in clear text
         assert search.main(args) == 0
     return root / "seeded", printed.getvalue()

@@ -28,8 +28,14 @@ def check_runs(configs: Iterable[Config], free_bytes: int | None = None) -> None
 
     facts: dict[tuple, tuple[tuple[int, int, int], int]] = {}
     for config in configs:
-        key = (config.dataset, str(config.data_dir), config.split_seed, config.val_fraction,
-               config.test_fraction, config.download)  # fmt: skip
+        key = (
+            config.dataset,
+            str(config.data_dir),
+            config.split_seed,
+            config.val_fraction,
+            config.test_fraction,
+            config.download,
+        )
         if key not in facts:
             try:
                 splits = load_splits(*key[:2], key[2], key[3], key[4], download=config.download)

@@ -56,8 +56,15 @@ REPORTED: tuple[str, ...] = tuple(name for name, d in EPOCH_METRICS.items() if d
 
 # clustering scores computed for every method at the end of a run (``test_<method>_<score>``)
 CLUSTER_SCORES: tuple[str, ...] = (
-    "acc", "acc_paper", "nmi", "ari", "ami", "homogeneity", "completeness", "v_measure",
-)  # fmt: skip
+    "acc",
+    "acc_paper",
+    "nmi",
+    "ari",
+    "ami",
+    "homogeneity",
+    "completeness",
+    "v_measure",
+)
 JS_SCORES: tuple[str, ...] = ("js_min", "js_mean", "js_max")
 TEST_METRICS: dict[str, Direction] = {
     **{f"test_{m}_{s}": "max" for m in CLUSTER_METHODS for s in CLUSTER_SCORES},
@@ -68,9 +75,15 @@ DIRECTIONS: dict[str, Direction | None] = {**EPOCH_METRICS, **TEST_METRICS}
 
 # what a search may optimise: per-epoch metrics with a direction that say something about quality
 OBJECTIVES: tuple[str, ...] = (
-    "cluster_acc", "cluster_nmi", "cluster_ari", "mean_clustering_score", "js_min", "js_mean",
-    "val_ucc_acc", "val_loss",
-)  # fmt: skip
+    "cluster_acc",
+    "cluster_nmi",
+    "cluster_ari",
+    "mean_clustering_score",
+    "js_min",
+    "js_mean",
+    "val_ucc_acc",
+    "val_loss",
+)
 
 
 # test scores that get a spread over seeds (``<name>_seed_min``/``_seed_max``) in a trial's row

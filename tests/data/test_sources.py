@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ucc_tune.catalog import CATALOG
 from ucc_tune.data import sources
 from ucc_tune.data.sources import DATASETS, DatasetNotFoundError
 from ucc_tune.data.splits import DataSplits, load_splits
@@ -137,19 +138,19 @@ def test_registry_names_every_source() -> None:
     assert list(DATASETS) == [
         "digits", "mnist_sample", "mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder",
     ]  # fmt: skip
-    assert {n: s.num_classes for n, s in DATASETS.items()} == {
+    assert {n: CATALOG[n].classes for n in DATASETS} == {
         "digits": 10, "mnist_sample": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 20,
         "image_folder": None,
     }  # fmt: skip
 
 
-def test_module_imports_only_numpy_the_config_and_the_standard_library_at_the_top() -> None:
+def test_module_imports_only_numpy_and_the_standard_library_at_the_top() -> None:
     tree = ast.parse(Path(sources.__file__).read_text())
     top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     modules = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
     modules += [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
     ours = {m for m in modules if m.startswith("ucc_tune")}
-    assert ours == {"ucc_tune.config"}  # the dataset names and class counts
+    assert ours == set()  # the readers need nothing of the package at import time
     roots = {m.split(".")[0] for m in modules if m not in ours} - {"__future__", "numpy"}
     assert roots and roots <= set(sys.stdlib_module_names), roots
 
@@ -353,7 +354,7 @@ def test_cifar100_uses_the_20_coarse_classes(tmp_path: Path) -> None:
     names = [f"super{i}" for i in range(20)]
     dump(folder / "meta", {"coarse_label_names": names, "fine_label_names": [f"f{i}" for i in range(100)]})
     splits = load_splits("cifar100", tmp_path, val_fraction=1 / 3)
-    assert splits.num_classes == 20 == DATASETS["cifar100"].num_classes
+    assert splits.num_classes == 20 == CATALOG["cifar100"].classes
     assert splits.class_names == tuple(names)
     np.testing.assert_array_equal(splits.test.y, test_coarse)
     np.testing.assert_array_equal(splits.test.x.reshape(20, -1), test_rows)

@@ -21,7 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ucc_tune.config import Config, PaperPadding
 from ucc_tune.data.loading import Data, load_data
-from ucc_tune.evaluation import extract_features, summarize
+from ucc_tune.feature_scores import extract_features, summarize
 from ucc_tune.models import UCCModel, build_model
 from ucc_tune.models.keras_weights import load_keras_weights
 

@@ -12,7 +12,7 @@ import pytest
 
 import search_spaces
 from ucc_tune.config import Config, field_names
-from ucc_tune.spaces import SPACES, SpaceError, load_space, probe, trial_outcome
+from ucc_tune.search.spaces import SPACES, SpaceError, load_space, probe, trial_outcome
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 State = optuna.trial.TrialState
@@ -133,7 +133,7 @@ def test_every_sampler_survives_pickle_and_samples_the_same_after(objectives: in
     go on sampling exactly as the original (same seed, same study)."""
     import pickle
 
-    from ucc_tune.spaces import make_sampler
+    from ucc_tune.search.spaces import make_sampler
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         x = trial.suggest_float("x", 0.0, 1.0)

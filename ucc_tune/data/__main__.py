@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from ucc_tune.config import Config, ConfigError
-from ucc_tune.config_args import parse_assignments
+from ucc_tune.config.flags import parse_assignments
 from ucc_tune.data.bags import BagSampler, gather
 from ucc_tune.data.loading import SPLITS, load_data
 from ucc_tune.data.sources import DatasetNotFoundError
@@ -46,9 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         counts = np.bincount(data.labels[split], minlength=data.num_classes)
         print(f"  {split:5s} {len(data.labels[split]):6d} instances, per class {counts.tolist()}")
     sampler = BagSampler(
-        data.labels["train"], data.num_classes, config.bag_size, config.ucc_min, config.ucc_max,
-        config.bags_per_label, seed=config.seed,
-    )  # fmt: skip
+        data.labels["train"],
+        data.num_classes,
+        config.bag_size,
+        config.ucc_min,
+        config.ucc_max,
+        config.bags_per_label,
+        seed=config.seed,
+    )
     batch = gather(data.images["train"], sampler.sample())
     print(f"one training batch: x {tuple(batch.x.shape)} (bags, instances, C, H, W)")
     for ucc, rcc in zip(batch.ucc.tolist(), batch.rcc.tolist(), strict=True):

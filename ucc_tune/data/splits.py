@@ -82,7 +82,7 @@ def load_splits(
         raise ValueError(
             f"need 0 < val_fraction, test_fraction and a sum < 1; got {val_fraction}, {test_fraction}"
         )
-    raw = DATASETS[dataset].loader(Path(data_dir).expanduser(), download)
+    raw = DATASETS[dataset](Path(data_dir).expanduser(), download)
     _check_labels(dataset, raw)
     rng = np.random.default_rng(split_seed)
     x, y = raw.x_train, raw.y_train

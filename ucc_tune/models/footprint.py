@@ -108,8 +108,13 @@ def check_fits(
     """The run's ``Footprint``; ``FootprintError`` if it needs more than ``HEADROOM`` of ``free``
     bytes (default: what the config's device has free now)."""
     instances = config.bags_per_batch * config.bag_size
-    widest = max(math.prod(image_shape), config.num_features * config.num_bins, config.head_hidden1,
-                 config.head_hidden2, config.eval_batch_size)  # fmt: skip
+    widest = max(
+        math.prod(image_shape),
+        config.num_features * config.num_bins,
+        config.head_hidden1,
+        config.head_hidden2,
+        config.eval_batch_size,
+    )
     if instances * widest * FLOAT > 2**50:  # a petabyte: not worth laying out to refuse
         raise FootprintError(f"these sizes ask for more than a petabyte; {_sizes(config)}")
     try:

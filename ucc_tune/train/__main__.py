@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ucc_tune.config import Config, ConfigError
-from ucc_tune.config_args import add_config_arguments, config_values, defaults_from_dataset
+from ucc_tune.config.flags import add_config_arguments, config_values, defaults_from_dataset
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
-from ucc_tune.plan import ResourceError
 from ucc_tune.preflight import PreflightError, check_runs
 from ucc_tune.schema import BEST_CHECKPOINT_DIR, DDP_RUN_NAME, METRICS_FILE, RUN_FILE
+from ucc_tune.search.plan import ResourceError
 from ucc_tune.train.loop import FeatureCollapseError, NonFiniteLossError
 from ucc_tune.train.seeds import train
 from ucc_tune.train.session import LocalSession, RunFolder
@@ -111,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("runs") / f"train-{dt.datetime.now():%Y%m%d-%H%M%S}"
     earlier = [name for name in (METRICS_FILE, "checkpoints", DDP_RUN_NAME) if (out / name).exists()]
     if earlier and not args.resume:
-        print(f"error: {out} holds an earlier run ({', '.join(earlier)}); pass --resume to continue it "
-              "or use a new --out", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: {out} holds an earlier run ({', '.join(earlier)}); pass --resume to continue it "
+            "or use a new --out",
+            file=sys.stderr,
+        )
         return 2
     if args.resume and not earlier:
         print(
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_training(config: Config, out: Path, resume: bool, gpus_per_worker: int = 0) -> dict[str, Any]:
     if config.num_workers >= 1:
-        from ucc_tune.tune import train_distributed  # the only module that imports Ray
+        from ucc_tune.ray_adapter import train_distributed  # the only module that imports Ray
 
         return train_distributed(config, out, resume, gpus_per_worker, on_report=ProgressPrinter(config))
     session = LocalSession(

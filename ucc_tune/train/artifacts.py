@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ucc_tune import evaluation
+from ucc_tune import feature_scores
 from ucc_tune.metrics import match_clusters
 from ucc_tune.models import UCCModel
 from ucc_tune.schema import (
@@ -60,19 +60,19 @@ def cluster_model(run: Run, test: dict[str, Any]) -> dict[str, Any]:
     its clusters to the classes on the labelled validation split (validation features assigned to
     these centres), ``class_names``, ``cluster_dim`` and the ``encoder_digest`` of the weights."""
     model = run.model_core
-    val = evaluation.extract_features(model.encoder, run.data.images["val"], run.config.eval_batch_size)
-    val_points = evaluation.project(val, test["projection"])
+    val = feature_scores.extract_features(model.encoder, run.data.images["val"], run.config.eval_batch_size)
+    val_points = feature_scores.project(val, test["projection"])
     out: dict[str, Any] = {
         "methods": np.array(list(test["centers"])),
         "class_names": np.array(run.data.class_names),
         "cluster_dim": np.array(test["cluster_dim"]),
         "cluster_pca": np.array(run.config.cluster_pca),
-        "encoder_digest": np.array(evaluation.weights_digest(model.encoder)),
+        "encoder_digest": np.array(feature_scores.weights_digest(model.encoder)),
     }
     if test["projection"] is not None:
         out["pca_mean"], out["pca_components"] = test["projection"].mean, test["projection"].components
     for method, centers in test["centers"].items():
-        clusters = evaluation.assign(val_points, centers)[0]
+        clusters = feature_scores.assign(val_points, centers)[0]
         out[f"centers_{method}"] = centers
         out[f"class_of_cluster_{method}"] = match_clusters(run.data.labels["val"], clusters, len(centers))
     return out

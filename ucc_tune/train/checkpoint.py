@@ -92,9 +92,13 @@ def load_checkpoint(run: Run, folder: Path) -> None:
             stacklevel=2,
         )
         run.stream = BagStream(
-            run.data.images["train"], run.data.labels["train"], run.data.num_classes,
-            run.config, run.session.rank, epoch_seed=int(state["epoch"]) + 1,
-        )  # fmt: skip
+            run.data.images["train"],
+            run.data.labels["train"],
+            run.data.num_classes,
+            run.config,
+            run.session.rank,
+            epoch_seed=int(state["epoch"]) + 1,
+        )
     set_rng_state(state["rng"])
     run.last_eval = dict(state["last_eval"])
     run.start_epoch = int(state["epoch"]) + 1

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ucc_tune import evaluation
+from ucc_tune import feature_scores
 from ucc_tune.config import Config
 from ucc_tune.data.augment import augment
 from ucc_tune.data.bags import BagBatch, BagStream, eval_bags, iterate_bags
@@ -74,7 +74,7 @@ class FeatureCollapseError(RuntimeError):
 
 
 def _raise_if_collapsed(run: Run, summary: dict[str, Any], epoch: int) -> None:
-    reason = evaluation.collapse(summary["features"], float(summary["js"]["js_max"]))
+    reason = feature_scores.collapse(summary["features"], float(summary["js"]["js_max"]))
     if reason is not None:
         raise FeatureCollapseError(epoch, reason, run.config.lr)
 
@@ -125,9 +125,14 @@ def setup(config: Config, session: Session, data: Data | None = None) -> Run:
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     stream = BagStream(data.images["train"], data.labels["train"], data.num_classes, config, session.rank)
     val_bags = eval_bags(
-        data.labels["val"], data.num_classes, config.bag_size, config.ucc_min, config.ucc_max,
-        config.eval_bags_per_label, seed=config.seed,
-    )  # fmt: skip
+        data.labels["val"],
+        data.num_classes,
+        config.bag_size,
+        config.ucc_min,
+        config.ucc_max,
+        config.eval_bags_per_label,
+        seed=config.seed,
+    )
     run = Run(config, session, device, data, model, optimizer, scaler, stream, val_bags, amp_dtype)
     run.best = BestSoFar(config.best_metric)
     if config.supervision == "instance":  # every instance's class, looked up on the device
@@ -244,11 +249,19 @@ def validate(run: Run) -> dict[str, float]:
 def cluster_eval(run: Run, split: str, methods: list[str]) -> dict[str, Any]:
     """Features of every instance of ``split``, clustered, plus class KDEs and JS divergences."""
     model = run.model_core
-    features = evaluation.extract_features(model.encoder, run.data.images[split], run.config.eval_batch_size)
-    summary = evaluation.summarize(
-        features, run.data.labels[split], methods, run.config.num_bins, run.config.kde_sigma,
-        run.data.class_names, seed=run.config.seed, cluster_pca=run.config.cluster_pca,
-    )  # fmt: skip
+    features = feature_scores.extract_features(
+        model.encoder, run.data.images[split], run.config.eval_batch_size
+    )
+    summary = feature_scores.summarize(
+        features,
+        run.data.labels[split],
+        methods,
+        run.config.num_bins,
+        run.config.kde_sigma,
+        run.data.class_names,
+        seed=run.config.seed,
+        cluster_pca=run.config.cluster_pca,
+    )
     summary["features"] = features
     return summary
 

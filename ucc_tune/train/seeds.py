@@ -7,7 +7,7 @@ seed in turn, then **one report of the mean over the seeds** of every metric, wi
 A scheduler or a searcher behind the session sees only that aggregate, never one seed's value.
 
 Why the mean and not the median: the question a search answers is which configuration does best
-*on average over seeds*, the quantity the comparison across seeds (``ucc_tune.selection``) is
+*on average over seeds*, the quantity the comparison across seeds (``ucc_tune.search.ranking``) is
 about; with the few seeds a search can afford (3-5) the median is one seed's value and has more
 variance than the mean for the near-Gaussian seed noise of a cluster accuracy.
 
@@ -49,7 +49,7 @@ from ucc_tune.train.loop import (
     train_run,
     validate,
     write_checkpoint,
-)  # fmt: skip
+)
 from ucc_tune.train.run import Run
 from ucc_tune.train.session import RunFolder, Session, WritesRunFiles
 
@@ -189,9 +189,13 @@ def _epoch_or_collapse(run: Run, epoch: int) -> tuple[dict[str, Any], FeatureCol
 
 
 def _report(
-    session: Session, members: list[Member], rows: list[dict[str, Any]], metrics: dict[str, Any],
-    epoch: int, checkpoint: bool,
-) -> None:  # fmt: skip
+    session: Session,
+    members: list[Member],
+    rows: list[dict[str, Any]],
+    metrics: dict[str, Any],
+    epoch: int,
+    checkpoint: bool,
+) -> None:
     """Each seed's row into its own file, then the aggregate (with one checkpoint of all seeds)."""
     if not checkpoint:
         for member, row in zip(members, rows, strict=True):

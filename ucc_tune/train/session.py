@@ -5,7 +5,7 @@ A run, wherever it runs, owns one folder with the same files (``ucc_tune.schema`
 ``artifacts/`` (the final evaluation). ``RunFolder`` writes them into a local folder or any
 ``Storage`` location; ``LocalSession`` adds ``checkpoints/epoch_NNNN/`` beside them, and
 ``checkpoints/best/``, the checkpoint of the best epoch so far (never rotated away). The Ray
-sessions (an in-process Tune trial, a Ray Train rank) live in ``ucc_tune.tune``.
+sessions (an in-process Tune trial, a Ray Train rank) live in ``ucc_tune.ray_adapter``.
 """
 
 from __future__ import annotations

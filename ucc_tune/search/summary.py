@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ucc_tune.plan import SearchPlan
-from ucc_tune.progress import format_duration
-from ucc_tune.selection import TOP, budget_words, ranking_table, verdict
+from ucc_tune.search.plan import SearchPlan
+from ucc_tune.search.progress import format_duration
+from ucc_tune.search.ranking import TOP, budget_words, ranking_table, verdict
 from ucc_tune.storage import redact
 
 
@@ -23,7 +23,7 @@ def budget_used(budget_s: float, elapsed_s: float, trials: int, planned: int) ->
 
 
 def print_summary(table: Any, plan: SearchPlan, top: int = TOP, elapsed_s: float | None = None) -> None:
-    """The finished configurations ranked (``ucc_tune.selection``), the top ones with test scores,
+    """The finished configurations ranked (``ucc_tune.search.ranking``), the top ones with test scores,
     the trials not ranked listed apart, the verdict in words, and how much of the time budget
     the search used (``elapsed_s``: its wall time)."""
     metric, mode = plan.metrics[0], plan.modes[0]

@@ -130,8 +130,18 @@ def ranking_table(ranked: Any, metric: str, searched: list[str], top: int | None
     its range over seeds, the number of seeds, epochs, whether still rising, tied with the best,
     and the test counterpart's mean and range."""
     test = test_column(ranked, metric)
-    columns = ["rank", *searched, f"last_{metric}", f"last_{metric}_seed_min", f"last_{metric}_seed_max",
-               "n_seeds", "seeds_collapsed", "epochs_run", f"rising_{metric}", "tied_with_best"]  # fmt: skip
+    columns = [
+        "rank",
+        *searched,
+        f"last_{metric}",
+        f"last_{metric}_seed_min",
+        f"last_{metric}_seed_max",
+        "n_seeds",
+        "seeds_collapsed",
+        "epochs_run",
+        f"rising_{metric}",
+        "tied_with_best",
+    ]
     if test is not None:
         columns += [test, f"{test}_seed_min", f"{test}_seed_max"]
     rows = ranked[ranked["rank"].notna()]

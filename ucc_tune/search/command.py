@@ -23,21 +23,13 @@ from typing import Any
 
 from ucc_tune.bounds import MAX_TRIALS, SEED_LIMIT, BoundsError, check_number
 from ucc_tune.config import Config, ConfigError
-from ucc_tune.config_args import add_config_arguments, config_values, defaults_from_dataset, parse_assignments
-from ucc_tune.experiment_lock import LOCK_FILE, ExperimentLock, ExperimentLocked
-from ucc_tune.plan import (
-    REDUCTION_FACTOR,
-    ResourceError,
-    Resources,
-    SearchPlan,
-    changed_command,
-    changed_defaults,
-    fetch_driver_files,
-    grace_period,
-    publish,
-)  # fmt: skip
+from ucc_tune.config.flags import (
+    add_config_arguments,
+    config_values,
+    defaults_from_dataset,
+    parse_assignments,
+)
 from ucc_tune.preflight import PreflightError, check_runs
-from ucc_tune.progress import parse_duration
 from ucc_tune.schema import (
     METRICS_FILE,
     OBJECTIVES,
@@ -51,13 +43,26 @@ from ucc_tune.schema import (
     seed_name,
     trial_row,
     trials_frame,
-)  # fmt: skip
-from ucc_tune.selection import TOP, on_pareto_front, rank_trials
-from ucc_tune.spaces import Space, SpaceError, load_space, probe
+)
+from ucc_tune.search.lock import LOCK_FILE, ExperimentLock, ExperimentLocked
+from ucc_tune.search.plan import (
+    REDUCTION_FACTOR,
+    ResourceError,
+    Resources,
+    SearchPlan,
+    changed_command,
+    changed_defaults,
+    fetch_driver_files,
+    grace_period,
+    publish,
+)
+from ucc_tune.search.prefill import WarmStartError, add_seed_arguments, seeded_plan
+from ucc_tune.search.progress import parse_duration
+from ucc_tune.search.ranking import TOP, on_pareto_front, rank_trials
+from ucc_tune.search.spaces import Space, SpaceError, load_space, probe
+from ucc_tune.search.summary import print_summary
+from ucc_tune.search.trackers import TrackerError, add_tracker_argument, check_trackers
 from ucc_tune.storage import Storage, local_mirror, redact, redact_text
-from ucc_tune.summary import print_summary
-from ucc_tune.trackers import TrackerError, add_tracker_argument, check_trackers
-from ucc_tune.warm import WarmStartError, add_seed_arguments, seeded_plan
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search UCC hyperparameters with Ray Tune + Optuna (TPE; NSGA-II for several metrics).",
     )
     p.add_argument(
-        "--space", default="alpha_sweep", help="a named space (ucc_tune.spaces.SPACES) or a .py file"
+        "--space", default="alpha_sweep", help="a named space (ucc_tune.search.spaces.SPACES) or a .py file"
     )
     p.add_argument(
         "--num-samples", type=int, help="trials to run (default: the space's NUM_SAMPLES or grid, else 8)"
@@ -103,10 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPUs per trial; per DDP worker with --workers-per-trial",
     )
     p.add_argument(
-        "--gpus-per-trial", type=float, default=0.0,
+        "--gpus-per-trial",
+        type=float,
+        default=0.0,
         help="GPUs per trial (fractions share a GPU: 0.25 runs four trials on one); per DDP worker, whole, "
         "with --workers-per-trial",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--workers-per-trial", type=int, default=0, help="Ray Train DDP workers per trial; 0 = in-process"
     )
@@ -115,10 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(p)
     p.add_argument(
-        "--storage-path", default="experiments",
+        "--storage-path",
+        default="experiments",
         help="where experiments live: a folder (shared, e.g. NFS, on a multi-node cluster) or a "
         "pyarrow.fs URI such as s3://bucket/path (the driver keeps a local copy of optuna.db)",
-    )  # fmt: skip
+    )
     p.add_argument("--name", help="experiment name (default <space>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the experiment --storage-path/--name")
     p.add_argument(
@@ -131,14 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler")
     p.add_argument(
-        "--seeds", type=int,
+        "--seeds",
+        type=int,
         help="seeds each configuration trains on; trials report, and are ranked by, their mean "
         "(the same as --set seeds=N; default: the space's, else 1)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--time-budget", metavar="DURATION",
+        "--time-budget",
+        metavar="DURATION",
         help="no trial starts after this (2h, 90m, 3600s); running trials end after their current epoch",
-    )  # fmt: skip
+    )
     p.add_argument("--top", type=int, default=TOP, help="finished configurations shown with test scores")
     add_seed_arguments(p)
     add_tracker_argument(p)
@@ -216,16 +226,33 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
         scheduler = "fifo"
     name, storage, experiment = _resolve_experiment(args, space)
     plan = SearchPlan(
-        name=name, storage=storage.uri, experiment_uri=experiment.uri,
-        experiment_dir=local_mirror(experiment), space=space.source, searched=tuple(searched), fixed=fixed,
-        metrics=metrics, modes=modes, num_samples=args.num_samples or space.num_samples,
-        scheduler=scheduler, epochs=config.epochs, keep_checkpoints=config.keep_checkpoints,
-        resources=resources, max_concurrent=args.max_concurrent, grace_period=grace,
-        reduction_factor=args.reduction_factor, max_failures=args.max_failures, seed=args.seed,
-        resume=args.resume, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
-        dashboard_host=args.dashboard_host, time_budget_s=_time_budget(args),
+        name=name,
+        storage=storage.uri,
+        experiment_uri=experiment.uri,
+        experiment_dir=local_mirror(experiment),
+        space=space.source,
+        searched=tuple(searched),
+        fixed=fixed,
+        metrics=metrics,
+        modes=modes,
+        num_samples=args.num_samples or space.num_samples,
+        scheduler=scheduler,
+        epochs=config.epochs,
+        keep_checkpoints=config.keep_checkpoints,
+        resources=resources,
+        max_concurrent=args.max_concurrent,
+        grace_period=grace,
+        reduction_factor=args.reduction_factor,
+        max_failures=args.max_failures,
+        seed=args.seed,
+        resume=args.resume,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        dashboard=args.dashboard,
+        dashboard_host=args.dashboard_host,
+        time_budget_s=_time_budget(args),
         log_to=check_trackers(args.log_to),  # raises TrackerError
-    )  # fmt: skip
+    )
     return seeded_plan(plan, space, args.enqueue, args.warm_start)  # raises WarmStartError
 
 
@@ -260,8 +287,10 @@ def _resolve_space(
     except SpaceError as err:
         raise UsageError(str(err)) from None
     if problems:
-        print(f"note: {len(problems)} of the space's probe draws make no valid Config (e.g. {problems[0]}); "
-              "such trials will be ERROR rows")  # fmt: skip
+        print(
+            f"note: {len(problems)} of the space's probe draws make no valid Config (e.g. {problems[0]}); "
+            "such trials will be ERROR rows"
+        )
     if added := defaults_from_dataset(fixed, set(searched)):
         print(f"defaults of dataset {fixed['dataset']}: {added} (set them to override)")
         fixed |= added
@@ -270,8 +299,10 @@ def _resolve_space(
     except PreflightError as err:
         raise UsageError(str(err)) from None
     if any(c.patience > 0 for c in configs):
-        raise UsageError("patience > 0 would end trials early on their own; in a search the scheduler "
-                         "decides (--scheduler asha): leave patience at 0")  # fmt: skip
+        raise UsageError(
+            "patience > 0 would end trials early on their own; in a search the scheduler "
+            "decides (--scheduler asha): leave patience at 0"
+        )
     return space, searched, configs, fixed
 
 
@@ -315,10 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError, WarmStartError, TrackerError) as err:
         print(f"error: {redact_text(str(err))}", file=sys.stderr)
         return 2
-    from ucc_tune import tune
+    from ucc_tune import ray_adapter
 
     where = redact(plan.experiment_uri)  # to show; Ray gets the URI itself
-    exists = tune.experiment_exists(plan.experiment_uri)
+    exists = ray_adapter.experiment_exists(plan.experiment_uri)
     if exists != plan.resume:
         problem = (
             "exists; pass --resume to continue it or use another --name"
@@ -342,21 +373,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_locked(plan: SearchPlan, top: int, argv: list[str] | None) -> int:
     """The search, once its experiment is locked: the resume checks, Ray, the trials, the tables."""
-    from ucc_tune import tune
+    from ucc_tune import ray_adapter
 
     where = redact(plan.experiment_uri)
     if plan.resume:
         fetch_driver_files(plan)
         if changed := changed_command(plan):
-            raise UsageError(f"--resume of {where} with another command: {changed}; "
-                             "resume with the command that started it")  # fmt: skip
+            raise UsageError(
+                f"--resume of {where} with another command: {changed}; "
+                "resume with the command that started it"
+            )
         if changed := changed_defaults(plan.experiment_dir):
-            raise UsageError(f"{where} was started with other defaults than this version's: {changed}; "
-                             "its trials would resume under the new ones. Continue it with the version "
-                             "that started it, or start a new experiment")  # fmt: skip
+            raise UsageError(
+                f"{where} was started with other defaults than this version's: {changed}; "
+                "its trials would resume under the new ones. Continue it with the version "
+                "that started it, or start a new experiment"
+            )
     if plan.dashboard_host not in ("127.0.0.1", "localhost"):
         print(f"warning: the dashboard binds to {plan.dashboard_host}, reachable from other machines")
-    url = tune.start_ray(plan.address, plan.num_cpus, plan.dashboard, plan.dashboard_host)
+    url = ray_adapter.start_ray(plan.address, plan.num_cpus, plan.dashboard, plan.dashboard_host)
     if url:
         print(f"Ray dashboard: http://{url}")
         print(
@@ -364,7 +399,7 @@ def _run_locked(plan: SearchPlan, top: int, argv: list[str] | None) -> int:
             "send it as the header 'Authorization: Bearer <token>' or the cookie 'ray-authentication-token'"
         )
     try:
-        resources = tune.ray_resources(
+        resources = ray_adapter.ray_resources(
             plan.resources, str(plan.fixed.get("device", "auto")), plan.max_concurrent
         )
     except ResourceError as err:
@@ -376,14 +411,16 @@ def _run_locked(plan: SearchPlan, top: int, argv: list[str] | None) -> int:
     if plan.remote:
         print(f"  local copy of optuna.db, search.json, trials.parquet: {plan.experiment_dir}")
     started = time.monotonic()
-    trials = tune.run_search(plan, resources)
+    trials = ray_adapter.run_search(plan, resources)
     try:
         table = write_trials_table(plan, trials)
         publish(plan)
     except OSError as err:  # a full disk or storage gone: the trials' own files are still there
-        print(f"error: cannot write the search's tables to {where} ({err.strerror or err}); the trials' "
-              f"files are kept: free space, then `python -m analysis {where}` rebuilds them",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: cannot write the search's tables to {where} ({err.strerror or err}); the trials' "
+            f"files are kept: free space, then `python -m analysis {where}` rebuilds them",
+            file=sys.stderr,
+        )
         return 1
     print_summary(table, plan, top, time.monotonic() - started)
     return 0
@@ -396,11 +433,12 @@ def write_search_json(plan: SearchPlan, resources: Any, argv: list[str] | None) 
 
     record = {
         **plan.record(),
-        "storage": redact(plan.storage), "experiment_uri": redact(plan.experiment_uri),
+        "storage": redact(plan.storage),
+        "experiment_uri": redact(plan.experiment_uri),
         "ray": asdict(resources),
         "resolved_fixed_config": Config.from_dict(plan.fixed).to_dict(),
         **provenance(argv),
-    }  # fmt: skip
+    }
     (plan.experiment_dir / SEARCH_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
 
 
@@ -436,7 +474,3 @@ def write_trials_table(plan: SearchPlan, trials: list[dict[str, Any]]) -> Any:
         table["pareto"] = on_pareto_front(table, list(plan.metrics), list(plan.modes))
     table.to_parquet(plan.experiment_dir / TRIALS_FILE, index=False)
     return table
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

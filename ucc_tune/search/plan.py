@@ -1,7 +1,7 @@
 """The search plan: everything ``python -m ucc_tune.search`` decided, frozen before Ray starts.
 
 The search command resolves its flags into one ``SearchPlan`` (space, objectives, fixed config,
-resources, scheduler, storage, cluster); the Ray adapter (``ucc_tune.tune``) only translates it
+resources, scheduler, storage, cluster); the Ray adapter (``ucc_tune.ray_adapter``) only translates it
 into Ray objects; ``search.json`` records it. The driver's copies of ``search.json``,
 ``optuna.db`` and ``trials.parquet`` are kept in sync with a remote experiment here too.
 """
@@ -118,7 +118,7 @@ class SearchPlan:
     storage: str  # where Ray keeps experiments: a folder or a URI
     experiment_uri: str  # the experiment in that storage
     experiment_dir: Path  # the experiment when local; the driver's copy of its files when remote
-    space: str  # a name in ucc_tune.spaces.SPACES or an absolute .py path
+    space: str  # a name in ucc_tune.search.spaces.SPACES or an absolute .py path
     searched: tuple[str, ...]
     fixed: dict[str, Any]
     metrics: tuple[str, ...]
@@ -138,9 +138,9 @@ class SearchPlan:
     num_cpus: int | None = None  # of the local cluster
     dashboard: bool = False
     dashboard_host: str = "127.0.0.1"
-    enqueue: tuple[dict[str, Any], ...] = ()  # configurations to run first (ucc_tune.warm)
+    enqueue: tuple[dict[str, Any], ...] = ()  # configurations to run first (ucc_tune.search.prefill)
     warm_start: dict[str, Any] | None = None  # the earlier experiment whose trials seed the study
-    log_to: tuple[str, ...] = ()  # experiment trackers (ucc_tune.trackers)
+    log_to: tuple[str, ...] = ()  # experiment trackers (ucc_tune.search.trackers)
     time_budget_s: float | None = None  # no trial starts after this many seconds (--time-budget)
 
     @property
@@ -155,8 +155,11 @@ class SearchPlan:
         """The plan as ``search.json`` holds it."""
         out = asdict(self)
         out["experiment_dir"] = str(self.experiment_dir)
-        out["resources"] = {**asdict(self.resources), "trial": self.resources.trial,
-                            "worker": self.resources.worker}  # fmt: skip
+        out["resources"] = {
+            **asdict(self.resources),
+            "trial": self.resources.trial,
+            "worker": self.resources.worker,
+        }
         return out
 
 

@@ -5,7 +5,7 @@ epoch's row, its status) and ``lines(width)`` renders it:
 
 - a head line: trials by status, time elapsed and left (of ``--time-budget``, else an estimate
   from the epochs still to run);
-- the best configuration so far by the final ranking's rule (``ucc_tune.selection.rank_trials``:
+- the best configuration so far by the final ranking's rule (``ucc_tune.search.ranking.rank_trials``:
   trials that ran their whole budget, by the objective at their last epoch); before any trial has,
   the leader by its current value, marked as not final;
 - one row per trial shown: id, searched parameters, the objective now and its best epoch, epochs
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ucc_tune.schema import metric_direction, trial_status
-from ucc_tune.selection import describe, rank_trials
+from ucc_tune.search.ranking import describe, rank_trials
 
 TOP_SHOWN = 3  # finished trials shown by rank when there are too many to show all
 ALL_SHOWN = 10  # up to this many trials, every one is shown
@@ -78,9 +78,13 @@ class SearchProgress:
     """The state of a search as a person watches it (see the module docstring)."""
 
     def __init__(
-        self, searched: list[str], metric: str, num_samples: int, mode: str | None = None,
+        self,
+        searched: list[str],
+        metric: str,
+        num_samples: int,
+        mode: str | None = None,
         budget_s: float | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.searched, self.metric, self.num_samples = list(searched), metric, num_samples
         self.mode = mode or metric_direction(metric)
         self.budget_s = budget_s
@@ -146,8 +150,13 @@ class SearchProgress:
         counts: dict[str, int] = {}
         for t in self.trials.values():
             counts[t.status()] = counts.get(t.status(), 0) + 1
-        words = {"RUNNING": "running", "TERMINATED": "finished", "STOPPED": "stopped", "ERROR": "failed",
-                 "PENDING": "pending"}  # fmt: skip
+        words = {
+            "RUNNING": "running",
+            "TERMINATED": "finished",
+            "STOPPED": "stopped",
+            "ERROR": "failed",
+            "PENDING": "pending",
+        }
         states = ", ".join(f"{counts[s]} {w}" for s, w in words.items() if counts.get(s))
         return (
             f"trials {len(self.trials)}/{self.num_samples}: {states or 'none yet'} | {self.clock(elapsed_s)}"
@@ -206,10 +215,16 @@ class SearchProgress:
         shown, rest = self.shown()
         header = ["trial", *self.searched, self.metric, "best", "epochs", "status"]
         rows = [
-            [t.trial_id, *(_cell(t.params.get(p)) for p in self.searched), _cell(t.current), _cell(t.best),
-             f"{t.epochs_done}/{t.planned if t.planned is not None else '?'}", t.status()]
+            [
+                t.trial_id,
+                *(_cell(t.params.get(p)) for p in self.searched),
+                _cell(t.current),
+                _cell(t.best),
+                f"{t.epochs_done}/{t.planned if t.planned is not None else '?'}",
+                t.status(),
+            ]
             for t in shown
-        ]  # fmt: skip
+        ]
         # parameters first, then the trial id (7 characters still tell 50 trials apart), status last
         stages = [
             (range(1, 1 + len(self.searched)), 4),

@@ -1,5 +1,5 @@
 """Experiment trackers a search can log to (``--log-to``), checked before Ray starts (no Ray,
-no torch): each is an optional extra of the package; the Ray adapter's ``ucc_tune.tune.trackers``
+no torch): each is an optional extra of the package; the Ray adapter's ``ucc_tune.ray_adapter.callbacks``
 turns the names into Ray Tune's logger callbacks."""
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ class TrackerError(ValueError):
 
 def add_tracker_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--log-to", action="append", default=[], metavar="TRACKER",
+        "--log-to",
+        action="append",
+        default=[],
+        metavar="TRACKER",
         help=f"also log every trial to {' or '.join(TRACKERS)} (repeatable): W&B offline unless a server "
         "is configured (WANDB_MODE, wandb login), MLflow into <experiment>/mlruns/mlflow.db unless "
         "MLFLOW_TRACKING_URI is set",
-    )  # fmt: skip
+    )
 
 
 def check_trackers(names: Sequence[str]) -> tuple[str, ...]:

@@ -26,9 +26,9 @@ from typing import Any
 import optuna
 
 from ucc_tune.config import Config, ConfigError
-from ucc_tune.plan import SearchPlan
 from ucc_tune.schema import SEARCH_FILE, STUDY_FILE
-from ucc_tune.spaces import Space
+from ucc_tune.search.plan import SearchPlan
+from ucc_tune.search.spaces import Space
 from ucc_tune.storage import is_uri
 
 WARM_ATTR = "warm_start_from"  # user attribute of a trial copied from an earlier experiment
@@ -184,10 +184,11 @@ def check_warm_start(folder: Path, space: Space, plan: SearchPlan) -> dict[str, 
                 )
     states = [t.state for t in trials]
     return {
-        "experiment": str(folder), "study": record["name"],
+        "experiment": str(folder),
+        "study": record["name"],
         "complete": states.count(optuna.trial.TrialState.COMPLETE),
         "pruned": states.count(optuna.trial.TrialState.PRUNED),
-    }  # fmt: skip
+    }
 
 
 def _objectives(metrics: Sequence[str], modes: Sequence[str]) -> str:
@@ -208,12 +209,15 @@ def add_warm_trials(study: optuna.Study, source: Mapping[str, Any]) -> int:
     folder = Path(source["experiment"])
     copies = [
         optuna.trial.create_trial(
-            state=t.state, values=t.values if t.state == optuna.trial.TrialState.COMPLETE else None,
-            params=t.params, distributions=t.distributions, intermediate_values=t.intermediate_values,
+            state=t.state,
+            values=t.values if t.state == optuna.trial.TrialState.COMPLETE else None,
+            params=t.params,
+            distributions=t.distributions,
+            intermediate_values=t.intermediate_values,
             user_attrs={WARM_ATTR: str(folder), **t.user_attrs},
         )
         for t in finished_trials(folder, source["study"])
-    ]  # fmt: skip
+    ]
     study.add_trials(copies)
     return len(copies)
 
@@ -246,12 +250,16 @@ def seed_study(study: optuna.Study, plan: SearchPlan) -> None:
 def add_seed_arguments(parser: Any) -> None:
     """``--enqueue`` (repeatable) and ``--warm-start`` of the search command."""
     parser.add_argument(
-        "--enqueue", action="append", default=[], metavar="KEY=VALUE,...",
+        "--enqueue",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE,...",
         help="a configuration of searched parameters to run first, e.g. alpha=0.5,lr=0.001 (repeatable; "
         "parameters left out are suggested as usual)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--warm-start", metavar="EXPERIMENT",
+        "--warm-start",
+        metavar="EXPERIMENT",
         help="an earlier experiment (folder, or name under --storage-path) of the same space and "
         "objectives: its COMPLETE and PRUNED trials inform the sampler from the start",
-    )  # fmt: skip
+    )

@@ -25,13 +25,13 @@ import optuna
 import ray.tune
 from ray.tune.search.optuna import OptunaSearch
 
-from ucc_tune.plan import SearchPlan, publish
+from ucc_tune.ray_adapter.callbacks import tracker_callbacks
 from ucc_tune.schema import STUDY_FILE
-from ucc_tune.spaces import trial_outcome
+from ucc_tune.search.plan import SearchPlan, publish
+from ucc_tune.search.prefill import seed_study
+from ucc_tune.search.spaces import trial_outcome
 from ucc_tune.storage import Storage
 from ucc_tune.train.session import RunFolder
-from ucc_tune.tune.trackers import tracker_callbacks
-from ucc_tune.warm import seed_study
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 

@@ -1,0 +1,14 @@
+"""The search: ``python -m ucc_tune.search --space NAME``, a Ray Tune + Optuna search over UCC
+configurations, decided in full before Ray starts. Ray itself is ``ucc_tune.ray_adapter``'s.
+
+- ``command``: the command's flags, the plan resolved from them and its checks, the run;
+- ``plan``: the frozen ``SearchPlan`` and the resources a trial asks for;
+- ``spaces``: the named spaces of ``search_spaces/`` and a user's own ``.py`` file, and samplers;
+- ``prefill``: what the study holds before its first suggestion (``--enqueue``, ``--warm-start``);
+- ``ranking``: which configuration is best and how sure that is (also used by ``analysis``);
+- ``progress``: the live view of the trials; ``summary``: what a finished search prints;
+- ``trackers``: the ``--log-to`` trackers, checked before Ray starts;
+- ``lock``: one search at a time writes an experiment folder.
+
+Nothing here imports torch or Ray at import time.
+"""
