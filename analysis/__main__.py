@@ -17,10 +17,10 @@ import pandas as pd
 
 from analysis import embedding, plots
 from analysis.checkpoints import best_checkpoint_line
-from analysis.load import Experiment, NotAnExperimentError, fetch, load
+from analysis.load import Experiment, NotAnExperimentError, fetch, load, objectives
 from analysis.report import Sentences, write_reports
 from analysis.views import importance, pareto_front, seed_statistics, signal_correlation
-from ucc_tune.config import field_names
+from ucc_tune.config import field_names, first_method
 from ucc_tune.schema import ARTIFACTS_DIR, JS_FILE, RECONSTRUCTIONS_FILE, TEST_FEATURES_FILE, metric_direction
 from ucc_tune.search.ranking import budget_words, rank_trials, ranking_table, verdict
 
@@ -87,8 +87,8 @@ def best_trial_figures(best: pd.DataFrame, out: Path) -> tuple[list[Path], pd.Da
         return [], None
     row = best.iloc[0]
     trial_dir = Path(row["trial_dir"])
-    methods = str(row.get("cluster_methods") or "")  # the method the ranking's test score uses
-    maps, table = embedding.feature_figures(trial_dir, out, methods.split(",")[0].strip() or None)
+    method = first_method(str(row.get("cluster_methods") or ""))  # the ranking's test score's
+    maps, table = embedding.feature_figures(trial_dir, out, method)
     found = {
         JS_FILE: plots.js_heatmap(trial_dir, out),
         RECONSTRUCTIONS_FILE: plots.reconstructions(trial_dir, out),
@@ -114,7 +114,7 @@ def report_sections(
 ) -> dict[str, Any]:
     """The report's sections in order: the verdict and the ranking first (the answer), then the
     search's settings and the other tables."""
-    metrics, modes = objectives(exp)
+    metrics, modes = objectives(exp.searches)
     apart = exp.trials[exp.trials["rank"].isna()] if len(exp.trials) else exp.trials
     sections: dict[str, Any] = {
         "Verdict": words,
@@ -141,12 +141,6 @@ def report_sections(
     return {k: only_searched(v, params) if isinstance(v, pd.DataFrame) else v for k, v in sections.items()}
 
 
-def objectives(exp: Experiment) -> tuple[list[str], list[str]]:
-    """The first search's metrics and modes (``cluster_acc``, ``max`` when unknown)."""
-    first = next(iter(exp.searches.values()), {})
-    return first.get("metrics") or ["cluster_acc"], first.get("modes") or ["max"]
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -155,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     except NotAnExperimentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    metrics, modes = objectives(exp)
+    metrics, modes = objectives(exp.searches)
     metric = args.metric or metrics[0]
     mode = metric_direction(metric) if args.metric else modes[0]
     out = args.out or args.experiments[0] / "analysis"

@@ -307,7 +307,13 @@ def load(path_or_paths: str | Path | list[str | Path]) -> Experiment:
     return Experiment(paths, ranked, history_frame, js_frame, summarize_js(js_frame), searches, notes)
 
 
-def objective(searches: dict[str, dict[str, Any]]) -> tuple[str, str]:
-    """The first search's first objective and its mode (``cluster_acc``, ``max`` when unknown)."""
+def objectives(searches: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The first search's objectives and their modes (``cluster_acc``, ``max`` when unknown)."""
     first = next(iter(searches.values()), {})
-    return (first.get("metrics") or ["cluster_acc"])[0], (first.get("modes") or ["max"])[0]
+    return list(first.get("metrics") or ["cluster_acc"]), list(first.get("modes") or ["max"])
+
+
+def objective(searches: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """The first search's first objective and its mode."""
+    metrics, modes = objectives(searches)
+    return metrics[0], modes[0]

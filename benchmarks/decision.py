@@ -49,11 +49,11 @@ WITHIN = 0.01
 
 def demo_space() -> tuple[dict[str, list[Any]], dict[str, Any]]:
     """The demo space's grid and the constants (budget) every trial shares."""
-    from ucc_tune.search.spaces import get_space, load_space
+    from ucc_tune.search.spaces import load_space
 
     space = load_space(SPACE)
     assert space.grid is not None, f"{SPACE} has no GRID"
-    constants = get_space(space.source)(_FirstOfGrid(space.grid)) or {}
+    constants = space.fn(_FirstOfGrid(space.grid)) or {}
     return space.grid, constants
 
 

@@ -26,7 +26,7 @@ from ucc_tune.search.prefill import (
     add_warm_trials,
     check_enqueue,
     enqueue,
-    seeded_plan,
+    prefilled_plan,
 )
 from ucc_tune.search.spaces import Space, load_space
 from ucc_tune.search.trackers import TrackerError, check_trackers
@@ -111,17 +111,17 @@ def smoke_plan(tmp_path_factory: pytest.TempPathFactory) -> tuple[SearchPlan, Sp
 def test_bad_enqueue_or_warm_start_is_refused(
     enqueued: list[str], warm: str | None, message: str, smoke_plan: tuple[SearchPlan, Space, Path]
 ) -> None:
-    plan, space, _ = smoke_plan
+    plan, _, _ = smoke_plan
     with pytest.raises(WarmStartError) as err:
-        seeded_plan(plan, space, enqueued, warm)
+        prefilled_plan(plan, enqueued, warm)
     assert message in str(err.value)
 
 
 def test_enqueue_and_warm_start_are_resolved_into_the_plan(
     smoke_plan: tuple[SearchPlan, Space, Path],
 ) -> None:
-    plan, space, root = smoke_plan
-    seeded = seeded_plan(plan, space, ["alpha=0.75,lr=0.005", "alpha=0.6,lr=0.002"], "same")
+    plan, _, root = smoke_plan
+    seeded = prefilled_plan(plan, ["alpha=0.75,lr=0.005", "alpha=0.6,lr=0.002"], "same")
     assert seeded.enqueue == tuple(ENQUEUED)  # typed values, in order
     assert seeded.warm_start == {
         "experiment": str(root / "same"),
@@ -130,7 +130,7 @@ def test_enqueue_and_warm_start_are_resolved_into_the_plan(
         "pruned": 1,
     }
     with pytest.raises(WarmStartError, match="--warm-start with --resume"):
-        seeded_plan(replace(plan, resume=True), space, [], "same")
+        prefilled_plan(replace(plan, resume=True), [], "same")
     # a grid space: every grid parameter, on the grid's steps
     grid = load_space("alpha_sweep")
     assert check_enqueue([{"alpha": "0.25"}], grid, ["alpha"], {}) == ({"alpha": 0.25},)

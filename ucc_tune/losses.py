@@ -18,7 +18,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-RECON_KINDS = ("mse", "ssim", "ms_ssim", "mse+ssim")
+from ucc_tune.config import RECON_KINDS  # the values of Config.recon_loss
+
 SSIM_MAX_WINDOW = 11  # pytorch-msssim's default Gaussian window
 MS_SSIM_DOWNSAMPLINGS = 4  # pytorch-msssim's MS-SSIM: 5 scales, so 4 halvings
 

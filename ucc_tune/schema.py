@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any, Literal
 
-from ucc_tune.config import CLUSTER_METHODS, Config, ConfigError, field_names
+from ucc_tune.config import BEST_METRICS, CLUSTER_METHODS, Config, ConfigError, field_names
 
 Direction = Literal["max", "min"]
 
@@ -74,16 +74,7 @@ TEST_METRICS: dict[str, Direction] = {
 DIRECTIONS: dict[str, Direction | None] = {**EPOCH_METRICS, **TEST_METRICS}
 
 # what a search may optimise: per-epoch metrics with a direction that say something about quality
-OBJECTIVES: tuple[str, ...] = (
-    "cluster_acc",
-    "cluster_nmi",
-    "cluster_ari",
-    "mean_clustering_score",
-    "js_min",
-    "js_mean",
-    "val_ucc_acc",
-    "val_loss",
-)
+OBJECTIVES: tuple[str, ...] = BEST_METRICS  # the metrics a run may keep its best checkpoint by
 
 
 # test scores that get a spread over seeds (``<name>_seed_min``/``_seed_max``) in a trial's row

@@ -4,6 +4,7 @@ loader reads names and users' files and refuses what it cannot use."""
 from __future__ import annotations
 
 import math
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 import search_spaces
 from ucc_tune.config import Config, field_names
-from ucc_tune.search.spaces import SPACES, SpaceError, load_space, probe, trial_outcome
+from ucc_tune.search.spaces import SPACES, SpaceError, SpaceWithConstants, load_space, probe, trial_outcome
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 State = optuna.trial.TrialState
@@ -148,3 +149,25 @@ def test_every_sampler_survives_pickle_and_samples_the_same_after(objectives: in
         study.optimize(objective, n_trials=4)
         runs.append([t.params["x"] for t in study.trials])
     assert runs[0] == runs[1]
+
+
+def test_a_user_space_runs_once_per_search_and_pickles_by_its_source(tmp_path: Path) -> None:
+    """The plan holds the loaded space: suggestions call its function without running the user's
+    file again, and a pickled searcher space loads the file again (once) on the other side."""
+    runs = tmp_path / "runs.txt"
+    file = tmp_path / "mine.py"
+    file.write_text(
+        f"from pathlib import Path\n"
+        f"with Path({str(runs)!r}).open('a') as f:\n    f.write('x')\n"
+        "def space(trial):\n    return {'alpha': trial.suggest_float('alpha', 0.0, 1.0)}\n"
+    )
+    space = load_space(str(file))
+    wrapped = SpaceWithConstants(space, {"epochs": 2})
+    study = optuna.create_study()
+    configs = [wrapped(study.ask()) for _ in range(3)]
+    assert runs.read_text() == "x"  # loaded once, asked three times
+    assert all(c["epochs"] == 2 and 0 <= c["alpha"] <= 1 for c in configs)
+    copy = pickle.loads(pickle.dumps(wrapped))
+    assert runs.read_text() == "xx" and copy.space.source == str(file.resolve())
+    trial = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=1)).ask()
+    assert copy(trial) == {"alpha": trial.params["alpha"], "epochs": 2}

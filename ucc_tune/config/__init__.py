@@ -3,7 +3,7 @@ choices (``choices``), its rules (``checks``) and the ``--set``/``--config`` fla
 shares (``flags``). No torch, no Ray.
 """
 
-from ucc_tune.config.checks import ConfigError, coerce
+from ucc_tune.config.checks import ConfigError, coerce, dropout_problem, first_method
 from ucc_tune.config.choices import (
     BEST_METRICS,
     CLUSTER_METHODS,
@@ -42,5 +42,7 @@ __all__ = [
     "ReconLoss",
     "Supervision",
     "coerce",
+    "dropout_problem",
     "field_names",
+    "first_method",
 ]

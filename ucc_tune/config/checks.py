@@ -106,7 +106,25 @@ def _require(ok: bool, message: str) -> None:
 
 
 def split_methods(text: str) -> list[str]:
+    """The clustering methods of a comma-separated field, in order."""
     return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def dropout_problem(model: str, encoder_dropout: float) -> str | None:
+    """Why ``encoder_dropout`` cannot go with ``model`` (it would do nothing), or None."""
+    if encoder_dropout == 0 or model in MODELS_WITH_DROPOUT:
+        return None
+    return (
+        f"encoder_dropout={encoder_dropout} would do nothing: model={model!r} has no dropout layers; "
+        f"the models with dropout are {', '.join(MODELS_WITH_DROPOUT)}"
+    )
+
+
+def first_method(text: str) -> str | None:
+    """The first of a comma-separated list of clustering methods: the one a run's per-epoch
+    scores (``cluster_acc``, ...) use; None when it names none."""
+    methods = split_methods(text)
+    return methods[0] if methods else None
 
 
 def _validate_data(c: Config) -> None:
@@ -157,11 +175,7 @@ def _validate_model(c: Config) -> None:
     _require(c.head_hidden2 >= 1, f"head_hidden2={c.head_hidden2} must be >= 1")
     _require(0 <= c.head_dropout < 1, f"head_dropout={c.head_dropout} must be in [0, 1)")
     _require(0 <= c.encoder_dropout < 1, f"encoder_dropout={c.encoder_dropout} must be in [0, 1)")
-    _require(
-        c.encoder_dropout == 0 or c.model in MODELS_WITH_DROPOUT,
-        f"encoder_dropout={c.encoder_dropout} would do nothing: model={c.model!r} has no dropout layers; "
-        f"the models with dropout are {', '.join(MODELS_WITH_DROPOUT)}",
-    )
+    _require(not (problem := dropout_problem(c.model, c.encoder_dropout)), problem or "")
     if c.supervision == "instance":  # alpha, recon_loss and the KDE/head sizes are ignored
         _require(
             c.rcc_weight == 0 and c.consistency_weight == 0,

@@ -2,7 +2,8 @@
 
 Prints the split sizes and class counts, the ucc label and per-class counts (rcc) of every bag
 in one training batch, and the sampler's speed, so a user can check a dataset and a bag
-setting before training. ``--set key=value`` takes any ``Config`` field.
+setting before training. ``--set key=value`` takes any ``Config`` field, ``--config FILE`` a JSON
+file of them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import time
 
 import numpy as np
 
-from ucc_tune.config import Config, ConfigError
-from ucc_tune.config.flags import parse_assignments
+from ucc_tune.config import ConfigError
+from ucc_tune.config.flags import add_config_arguments, config_from_args
 from ucc_tune.data.bags import BagSampler, gather
 from ucc_tune.data.loading import SPLITS, load_data
 from ucc_tune.data.sources import DatasetNotFoundError
@@ -22,13 +23,7 @@ from ucc_tune.data.sources import DatasetNotFoundError
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ucc_tune.data", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any Config field, e.g. --set dataset=mnist --set data_dir=data (repeatable)",
-    )
+    add_config_arguments(parser)
     parser.add_argument("--batches", type=int, default=200, help="batches to time the sampler on")
     return parser
 
@@ -36,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = Config.from_dict(parse_assignments(args.set))
+        config = config_from_args(args)
         data = load_data(config)
     except (ConfigError, DatasetNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

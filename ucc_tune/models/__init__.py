@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from ucc_tune.config import MODELS_WITH_DROPOUT
+from ucc_tune.config import MODELS_WITH_DROPOUT, dropout_problem
 from ucc_tune.models import decoders, encoders
 from ucc_tune.models.supervised import InstanceClassifier, InstanceOutput
 from ucc_tune.models.ucc import UCCModel, UCCOutput
@@ -55,11 +55,8 @@ def build_model(config: Config, image_shape: tuple[int, int, int], num_classes: 
     if config.model not in MODELS:
         raise ValueError(f"model={config.model!r} is unknown; choose one of {', '.join(MODELS)}")
     has_dropout = config.model in MODELS_WITH_DROPOUT
-    if config.encoder_dropout > 0 and not has_dropout:
-        raise ValueError(
-            f"encoder_dropout={config.encoder_dropout} would do nothing: model={config.model!r} has no "
-            f"dropout layers; the models with dropout are {', '.join(MODELS_WITH_DROPOUT)}"
-        )
+    if problem := dropout_problem(config.model, config.encoder_dropout):
+        raise ValueError(problem)
     extra = {"dropout": config.encoder_dropout} if has_dropout else {}
     encoder = _encoder(config, image_shape)  # before the decoder: the seed's draws keep their order
     decoder_cls = MODELS[config.model][1]

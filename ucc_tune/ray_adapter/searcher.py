@@ -28,7 +28,7 @@ from ray.tune.search.optuna import OptunaSearch
 from ucc_tune.ray_adapter.callbacks import tracker_callbacks
 from ucc_tune.schema import STUDY_FILE
 from ucc_tune.search.plan import SearchPlan, publish
-from ucc_tune.search.prefill import seed_study
+from ucc_tune.search.prefill import prefill_study
 from ucc_tune.search.spaces import trial_outcome
 from ucc_tune.storage import Storage
 from ucc_tune.train.session import RunFolder
@@ -164,13 +164,13 @@ class PublishStudy(ray.tune.Callback):
     on_trial_error = on_trial_complete
 
 
-def seed_searcher_study(plan: SearchPlan, searcher: PruningOptunaSearch | None) -> None:
+def prefill_searcher_study(plan: SearchPlan, searcher: PruningOptunaSearch | None) -> None:
     """Give the study the searcher asks (``None``: a resumed search's, loaded from its storage)
     the plan's enqueued configurations and warm-start trials before Tune asks for a trial."""
     study = searcher._ot_study if searcher is not None else None
     if study is None:
         study = optuna.load_study(study_name=plan.name, storage=plan.study_url)
-    seed_study(study, plan)
+    prefill_study(study, plan)
 
 
 def search_callbacks(plan: SearchPlan) -> list[ray.tune.Callback]:

@@ -12,32 +12,31 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ucc_tune.ray_adapter.budget import BudgetLimiter, TimeBudget
 from ucc_tune.ray_adapter.callbacks import progress_view, quiet_driver_output
 from ucc_tune.ray_adapter.cluster import RayResources
-from ucc_tune.ray_adapter.searcher import PruningOptunaSearch, search_callbacks, seed_searcher_study
+from ucc_tune.ray_adapter.searcher import PruningOptunaSearch, prefill_searcher_study, search_callbacks
 from ucc_tune.ray_adapter.trainable import make_trainable
 from ucc_tune.schema import error_text
 from ucc_tune.search.plan import SearchPlan
-from ucc_tune.search.spaces import SpaceWithConstants, load_space, make_sampler
+from ucc_tune.search.spaces import SpaceWithConstants, make_sampler
 
 
 def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
     """The plan as a ``Tuner`` (restored from its storage when the plan resumes)."""
     trainable = ray.tune.with_resources(make_trainable(plan.experiment_uri, resources), resources.trial)
     if plan.resume:
-        seed_searcher_study(plan, None)
+        prefill_searcher_study(plan, None)
         return ray.tune.Tuner.restore(
             plan.experiment_uri, trainable=trainable, resume_unfinished=True, resume_errored=True
         )
-    space = load_space(plan.space)
     searcher = PruningOptunaSearch(
-        space=SpaceWithConstants(space.source, plan.fixed),
+        space=SpaceWithConstants(plan.space, plan.fixed),
         metric=list(plan.metrics) if len(plan.metrics) > 1 else plan.metrics[0],
         mode=list(plan.modes) if len(plan.modes) > 1 else plan.modes[0],
-        sampler=make_sampler(space, len(plan.metrics), plan.seed),
+        sampler=make_sampler(plan.space, len(plan.metrics), plan.seed),
         storage=optuna.storages.RDBStorage(plan.study_url),
         study_name=plan.name,
         epochs=plan.epochs,
     )
-    seed_searcher_study(plan, searcher)
+    prefill_searcher_study(plan, searcher)
     budget = TimeBudget(plan.time_budget_s)
     scheduler = FIFOScheduler()
     if plan.scheduler == "asha":

@@ -56,7 +56,7 @@ from ucc_tune.search.plan import (
     grace_period,
     publish,
 )
-from ucc_tune.search.prefill import WarmStartError, add_seed_arguments, seeded_plan
+from ucc_tune.search.prefill import WarmStartError, add_prefill_arguments, prefilled_plan
 from ucc_tune.search.progress import parse_duration
 from ucc_tune.search.ranking import TOP, on_pareto_front, rank_trials
 from ucc_tune.search.spaces import Space, SpaceError, load_space, probe
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="no trial starts after this (2h, 90m, 3600s); running trials end after their current epoch",
     )
     p.add_argument("--top", type=int, default=TOP, help="finished configurations shown with test scores")
-    add_seed_arguments(p)
+    add_prefill_arguments(p)
     add_tracker_argument(p)
     p.add_argument(
         "--smoke-test", action="store_true", help="tiny budget: space smoke, 2 trials, 2 short epochs"
@@ -230,7 +230,7 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
         storage=storage.uri,
         experiment_uri=experiment.uri,
         experiment_dir=local_mirror(experiment),
-        space=space.source,
+        space=space,
         searched=tuple(searched),
         fixed=fixed,
         metrics=metrics,
@@ -253,7 +253,7 @@ def resolve_plan(args: argparse.Namespace) -> SearchPlan:
         time_budget_s=_time_budget(args),
         log_to=check_trackers(args.log_to),  # raises TrackerError
     )
-    return seeded_plan(plan, space, args.enqueue, args.warm_start)  # raises WarmStartError
+    return prefilled_plan(plan, args.enqueue, args.warm_start)  # raises WarmStartError
 
 
 def _time_budget(args: argparse.Namespace) -> float | None:

@@ -12,12 +12,15 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ucc_tune.bounds import check_number
 from ucc_tune.config import Config, ConfigError
 from ucc_tune.schema import DRIVER_FILES, SEARCH_FILE, STUDY_FILE
 from ucc_tune.storage import Storage, is_uri
+
+if TYPE_CHECKING:
+    from ucc_tune.search.spaces import Space
 
 
 def grace_period(epochs: int) -> int:
@@ -118,7 +121,7 @@ class SearchPlan:
     storage: str  # where Ray keeps experiments: a folder or a URI
     experiment_uri: str  # the experiment in that storage
     experiment_dir: Path  # the experiment when local; the driver's copy of its files when remote
-    space: str  # a name in ucc_tune.search.spaces.SPACES or an absolute .py path
+    space: Space  # loaded: its source is a name in ucc_tune.search.spaces.SPACES or an absolute .py path
     searched: tuple[str, ...]
     fixed: dict[str, Any]
     metrics: tuple[str, ...]
@@ -154,6 +157,7 @@ class SearchPlan:
     def record(self) -> dict[str, Any]:
         """The plan as ``search.json`` holds it."""
         out = asdict(self)
+        out["space"] = self.space.source
         out["experiment_dir"] = str(self.experiment_dir)
         out["resources"] = {
             **asdict(self.resources),

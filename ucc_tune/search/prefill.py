@@ -222,22 +222,20 @@ def add_warm_trials(study: optuna.Study, source: Mapping[str, Any]) -> int:
     return len(copies)
 
 
-def seeded_plan(
-    plan: SearchPlan, space: Space, enqueued: Sequence[str], warm_start: str | None
-) -> SearchPlan:
+def prefilled_plan(plan: SearchPlan, enqueued: Sequence[str], warm_start: str | None) -> SearchPlan:
     """``plan`` with the checked ``--enqueue`` configurations and ``--warm-start`` source."""
-    configs = check_enqueue(parse_enqueue(enqueued), space, plan.searched, plan.fixed)
+    configs = check_enqueue(parse_enqueue(enqueued), plan.space, plan.searched, plan.fixed)
     source = None
     if warm_start is not None:
         if plan.resume:
             raise WarmStartError(
                 "--warm-start with --resume: the earlier trials were added when the search started"
             )
-        source = check_warm_start(find_experiment(warm_start, plan.storage), space, plan)
+        source = check_warm_start(find_experiment(warm_start, plan.storage), plan.space, plan)
     return replace(plan, enqueue=configs, warm_start=source)
 
 
-def seed_study(study: optuna.Study, plan: SearchPlan) -> None:
+def prefill_study(study: optuna.Study, plan: SearchPlan) -> None:
     """Before the first suggestion: the plan's enqueued configurations, then (a new search
     only) the warm-start trials, into the study the searcher asks."""
     if added := enqueue(study, plan.enqueue):
@@ -247,7 +245,7 @@ def seed_study(study: optuna.Study, plan: SearchPlan) -> None:
         print(f"warm start: {copied} finished trial(s) of {plan.warm_start['experiment']}")
 
 
-def add_seed_arguments(parser: Any) -> None:
+def add_prefill_arguments(parser: Any) -> None:
     """``--enqueue`` (repeatable) and ``--warm-start`` of the search command."""
     parser.add_argument(
         "--enqueue",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ucc_tune.config import first_method
 from ucc_tune.schema import RISE_TOLERANCE
 
 TOP = 3  # configurations whose test scores the summary reports
@@ -39,7 +40,7 @@ def test_column(trials: Any, metric: str) -> str | None:
     if score is None or "cluster_methods" not in trials or not len(trials):
         return None
     methods = trials["cluster_methods"].dropna()
-    method = str(methods.iloc[0]).split(",")[0].strip() if len(methods) else "kmeans"
+    method = (first_method(str(methods.iloc[0])) if len(methods) else None) or "kmeans"
     name = f"test_{method}_{score}"
     return name if name in trials else None
 

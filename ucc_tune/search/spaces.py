@@ -60,6 +60,11 @@ class Space:
         """The name, or the file's stem: what experiment names start with."""
         return Path(self.source).stem
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as where it came from and loaded again from there: Tune saves the searcher
+        (and its space) with the experiment, and a user's ``.py`` space is no importable module."""
+        return load_space, (self.source,)
+
 
 def _module(name_or_path: str) -> ModuleType:
     if name_or_path in SPACES:
@@ -113,11 +118,6 @@ def _grid(where: str, grid: Any) -> dict[str, list[Any]] | None:
         if not isinstance(values, (list, tuple)) or not values:
             raise SpaceError(f"{where}: GRID[{name!r}] = {values!r} must be a non-empty list of values")
     return {k: list(v) for k, v in grid.items()}
-
-
-def get_space(name_or_path: str) -> SpaceFn:
-    """The ``space`` function of a name or a ``.py`` file."""
-    return load_space(name_or_path).fn
 
 
 def probe(
@@ -177,15 +177,15 @@ class SpaceWithConstants:
     searcher calls for each trial. ``fixed`` overrides the constants a space returns (its
     default budget, say); ``probe`` has made sure it names no searched parameter.
 
-    Holds the space's source, not its function, so that the searcher pickles (Tune saves it)
-    and a restored search loads the same space again.
+    It pickles (Tune saves the searcher) as the space's source, which a restored search loads
+    again (``Space.__reduce__``).
     """
 
-    def __init__(self, source: str, fixed: Mapping[str, Any]):
-        self.source, self.fixed = source, dict(fixed)
+    def __init__(self, space: Space, fixed: Mapping[str, Any]):
+        self.space, self.fixed = space, dict(fixed)
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        return {**(get_space(self.source)(trial) or {}), **self.fixed}
+        return {**(self.space.fn(trial) or {}), **self.fixed}
 
 
 class TuneGridSampler(optuna.samplers.GridSampler):
