@@ -1,7 +1,8 @@
-"""The shape of the code: light imports, no import cycles, small files, one name per fact."""
+"""The shape of the code: light imports, no import cycles, short functions and files, one name per fact."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -65,6 +66,31 @@ def test_cycle_finder_finds_a_planted_cycle() -> None:
 
 def test_no_import_cycles() -> None:
     assert cycles(import_graph()) == []
+
+
+def long_functions(source: str, limit: int) -> dict[str, int]:
+    """The functions (and methods) of ``source`` longer than ``limit`` lines, by name."""
+    nodes = ast.walk(ast.parse(source))
+    functions = [n for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return {f.name: n for f in functions if (n := f.end_lineno - f.lineno + 1) > limit}
+
+
+def test_long_function_finder_counts_lines() -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(60))
+    assert long_functions(f"def short():\n{body}", 61) == {}
+    assert long_functions(
+        f"class A:\n    def long(self):\n    {body.replace(chr(10), chr(10) + '    ')}", 60
+    ) == {"long": 61}
+
+
+def test_no_function_over_60_lines() -> None:
+    files = [p for package in PACKAGES for p in (REPO / package).rglob("*.py")]
+    long = {
+        f"{p.relative_to(REPO)}:{name}": n
+        for p in files
+        for name, n in long_functions(p.read_text(), 60).items()
+    }
+    assert long == {}
 
 
 def test_no_file_over_500_lines() -> None:

@@ -115,7 +115,7 @@ def test_error_text_names_the_cause() -> None:
 
 
 def test_mean_clustering_score_is_an_objective_to_maximise() -> None:
-    from ucc_tune.search.command import parse_objectives
+    from ucc_tune.search.flags import parse_objectives
 
     assert parse_objectives("mean_clustering_score", None) == (("mean_clustering_score",), ("max",))
     assert metric_direction("test_mean_clustering_score") == "max"
