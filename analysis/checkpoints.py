@@ -15,23 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.load import Experiment, objective
-from ucc_tune.schema import CHECKPOINT_STATE_FILE, checkpoint_places, metric_direction
+from ucc_tune.schema import metric_direction
 from ucc_tune.search.ranking import describe, rank_trials
-
-
-def checkpoint_folders(trial_dir: Path, trial_id: str) -> list[Path]:
-    """The trial's checkpoint folders holding a state file (one, or one per seed), oldest first
-    (Tune numbers them, Ray Train names them by time: both sort by name)."""
-    for base, pattern in checkpoint_places(trial_dir, trial_id):
-        found = [
-            folder
-            for folder in sorted(Path(base).glob(pattern))
-            if (folder / CHECKPOINT_STATE_FILE).is_file()
-            or any(folder.glob(f"seed_*/{CHECKPOINT_STATE_FILE}"))
-        ]
-        if found:
-            return found
-    return []
+from ucc_tune.trained.checkpoints import find_checkpoints, seed_folders
 
 
 def best_trial(exp: Experiment, metric: str | None = None, mode: str | None = None) -> pd.Series | None:
@@ -55,7 +41,7 @@ def best_checkpoint(exp: Experiment, metric: str | None = None, mode: str | None
     row = best_trial(exp, metric, mode)
     if row is None:
         return None
-    folders = checkpoint_folders(Path(row["trial_dir"]), str(row["trial_id"]))
+    folders = find_checkpoints(Path(row["trial_dir"]), str(row["trial_id"]))
     return folders[-1] if folders else None
 
 
@@ -74,5 +60,5 @@ def best_checkpoint_line(
 
 
 def _seed_hint(folder: Path) -> str:
-    seeds = sorted(p.parent.name for p in folder.glob(f"seed_*/{CHECKPOINT_STATE_FILE}"))
+    seeds = [seed.name for seed in seed_folders(folder)]
     return f"; one folder per seed: {', '.join(seeds)}" if seeds else ""

@@ -171,6 +171,9 @@ TEST_FEATURES_FILE = "test_features.npz"
 CLUSTER_MODEL_FILE = "cluster_model.npz"  # PCA, centres and cluster -> class matching per method
 RECONSTRUCTIONS_FILE = "reconstructions.png"
 CHECKPOINT_STATE_FILE = "state.pt"
+CHECKPOINTS_DIR = "checkpoints"  # a train run's checkpoints: checkpoints/epoch_NNNN/ and best/
+EPOCH_CHECKPOINTS = "epoch_*"  # the names of a train run's epoch checkpoints in checkpoints/
+RAY_CHECKPOINTS = "checkpoint_*"  # the names of Tune's and Ray Train's checkpoint folders
 BEST_CHECKPOINT_DIR = "best"  # checkpoints/best/: the best epoch's checkpoint, beside epoch_NNNN/
 EVALUATION_FILE = "evaluation.json"  # what python -m ucc_tune.evaluate measured, and of what
 SEARCH_FILE = "search.json"  # what a search ran: plan, versions, git commit (written once)
@@ -191,10 +194,10 @@ def checkpoint_places(folder: PurePath, trial_id: str | None = None) -> list[tup
     """Where a run's or trial's checkpoints are (folder, glob pattern), in the order to look:
     a train run's ``checkpoints/epoch_*``, a ``--workers`` run's Ray Train ``ray_train/checkpoint_*``,
     a DDP trial's Ray Train run beside the trial folders, a trial's own Tune ``checkpoint_*``."""
-    places = [(folder / "checkpoints", "epoch_*"), (folder / DDP_RUN_NAME, "checkpoint_*")]
+    places = [(folder / CHECKPOINTS_DIR, EPOCH_CHECKPOINTS), (folder / DDP_RUN_NAME, RAY_CHECKPOINTS)]
     if trial_id is not None:
-        places.append((folder.parent / TRAIN_RUNS_DIR / f"{TRAIN_RUN_PREFIX}{trial_id}", "checkpoint_*"))
-    return [*places, (folder, "checkpoint_*")]
+        places.append((folder.parent / TRAIN_RUNS_DIR / f"{TRAIN_RUN_PREFIX}{trial_id}", RAY_CHECKPOINTS))
+    return [*places, (folder, RAY_CHECKPOINTS)]
 
 
 DRIVER_FILES = (SEARCH_FILE, STUDY_FILE, TRIALS_FILE)  # kept by the search's driver

@@ -20,7 +20,8 @@ from torch import nn
 from ucc_tune.config import Config
 from ucc_tune.ray_adapter.callbacks import quiet_trial_logs
 from ucc_tune.train import RunFolder, placement, resolve_device, train
-from ucc_tune.train.session import WritesRunFiles, state_file_damage, state_files
+from ucc_tune.train.session import WritesRunFiles
+from ucc_tune.trained.checkpoints import newest_complete, tune_checkpoints
 
 
 def _ray_placement(rank: int, world_size: int, device: torch.device) -> dict[str, Any]:
@@ -66,22 +67,13 @@ class TuneSession(WritesRunFiles):
         checkpoint = ray.tune.get_checkpoint()
         known = Path(checkpoint.path).name if checkpoint is not None else ""
         if self.folder.storage.is_local:
-            newest = newest_complete_checkpoint(Path(self.folder.storage.root))
+            newest = newest_complete(tune_checkpoints(Path(self.folder.storage.root))).folder
             if newest is not None and newest.name > known:
                 return str(newest)
         return checkpoint.to_directory() if checkpoint is not None else None
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model
-
-
-def newest_complete_checkpoint(trial_dir: Path) -> Path | None:
-    """The newest ``checkpoint_NNNNNN`` folder of a trial whose state files all read back."""
-    for folder in sorted(trial_dir.glob("checkpoint_*"), reverse=True):
-        states = state_files(folder)
-        if states and all(state_file_damage(s) is None for s in states):
-            return folder
-    return None
 
 
 class RayTrainSession(WritesRunFiles):

@@ -4,7 +4,7 @@ in-process Tune trial and every rank of a Ray Train (DDP) job.
 - ``loop``: setup, the epoch, validation, clustering evaluation, ``train_run`` (one seed);
 - ``seeds``: ``train``, one configuration on ``config.seeds`` seeds reported as their mean;
 - ``session``: the ``Session`` protocol, ``LocalSession`` and ``RunFolder`` (the files of a run);
-- ``checkpoint``: exact-resume checkpoints;
+- ``checkpoint``: exact-resume checkpoints, and ``load_state``, the one reader of a ``state.pt``;
 - ``artifacts``: the final artifacts;
 - ``__main__``: ``python -m ucc_tune.train``.
 """

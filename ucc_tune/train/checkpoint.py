@@ -77,8 +77,15 @@ def save_checkpoint(run: Run, epoch: int, folder: Path, samplers: list[dict[str,
     run.config.to_json(folder / CONFIG_FILE)
 
 
+def load_state(folder: Path) -> Any:
+    """What a checkpoint folder's ``state.pt`` holds (``save_checkpoint``'s dict), on the CPU: the
+    one place a checkpoint is read back, to continue a run or to use its model. Tensors and plain
+    values only (``weights_only``); the caller checks what it got."""
+    return torch.load(folder / CHECKPOINT_STATE_FILE, map_location="cpu", weights_only=True)
+
+
 def load_checkpoint(run: Run, folder: Path) -> None:
-    state = torch.load(folder / CHECKPOINT_STATE_FILE, map_location="cpu", weights_only=True)
+    state = load_state(folder)
     run.model_core.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scaler.load_state_dict(state["scaler"])

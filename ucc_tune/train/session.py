@@ -16,7 +16,6 @@ import shutil
 import socket
 import time
 import warnings
-import zipfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -30,12 +29,13 @@ from ucc_tune.schema import (
     ARTIFACTS_DIR,
     BEST_CHECKPOINT_DIR,
     BEST_EPOCH,
-    CHECKPOINT_STATE_FILE,
+    CHECKPOINTS_DIR,
     METRICS_FILE,
     RUN_FILE,
     metrics_row,
 )
 from ucc_tune.storage import Storage
+from ucc_tune.trained.checkpoints import newest_complete, run_checkpoints
 
 
 class Session(Protocol):
@@ -170,11 +170,16 @@ class LocalSession(WritesRunFiles):
         self.out_dir = Path(self.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.folder = RunFolder(self.out_dir)
-        self._resume_from = self._newest_complete_checkpoint() if self.resume else None
+        self._resume_from: Path | None = None
+        if self.resume:  # the newest checkpoint whose state files read back; damaged ones are named
+            newest = newest_complete(run_checkpoints(self.out_dir))
+            for skipped in newest.skipped:
+                warnings.warn(f"{skipped}; trying the checkpoint before it", stacklevel=3)
+            self._resume_from = newest.folder
 
     @property
     def checkpoint_root(self) -> Path:
-        return self.out_dir / "checkpoints"
+        return self.out_dir / CHECKPOINTS_DIR
 
     def device(self, requested: str) -> torch.device:
         return resolve_device(requested)
@@ -185,7 +190,7 @@ class LocalSession(WritesRunFiles):
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         if checkpoint_dir is not None:
             self._install(checkpoint_dir, f"epoch_{int(metrics['epoch']):04d}")
-            for old in self._checkpoints()[: -self.keep]:
+            for old in run_checkpoints(self.out_dir)[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
             if metrics.get(BEST_EPOCH) == metrics["epoch"]:  # this epoch is the new best
                 self._install(checkpoint_dir, BEST_CHECKPOINT_DIR)
@@ -207,43 +212,8 @@ class LocalSession(WritesRunFiles):
         os.replace(tmp, self.checkpoint_root / name)
         shutil.rmtree(old, ignore_errors=True)
 
-    def _checkpoints(self) -> list[Path]:
-        if not self.checkpoint_root.exists():
-            return []
-        found = self.checkpoint_root.glob("epoch_*")
-        return sorted(p for p in found if state_files(p))
-
     def latest_checkpoint(self) -> str | None:
         return str(self._resume_from) if self._resume_from else None
 
-    def _newest_complete_checkpoint(self) -> Path | None:
-        """The newest checkpoint whose state file reads back; a damaged one is named and skipped."""
-        for folder in reversed(self._checkpoints()):
-            damage = [(state, state_file_damage(state)) for state in state_files(folder)]
-            bad = [(state, why) for state, why in damage if why is not None]
-            if not bad:
-                return folder
-            state, why = bad[0]
-            warnings.warn(f"{state} is damaged ({why}); trying the checkpoint before it", stacklevel=3)
-        return None
-
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model
-
-
-def state_files(checkpoint: Path) -> list[Path]:
-    """The state files of a checkpoint folder: its ``state.pt``, or one per seed of a run of
-    several seeds (``seed_<k>/state.pt``); none when the folder holds no checkpoint."""
-    if (checkpoint / CHECKPOINT_STATE_FILE).exists():
-        return [checkpoint / CHECKPOINT_STATE_FILE]
-    return sorted(checkpoint.glob(f"seed_*/{CHECKPOINT_STATE_FILE}"))
-
-
-def state_file_damage(path: Path) -> str | None:
-    """Why a checkpoint's ``state.pt`` does not read back (unreadable, not a zip archive, a member
-    failing its CRC check), or None when it is whole."""
-    try:
-        with zipfile.ZipFile(path) as archive:  # torch.save writes a zip archive
-            return archive.testzip()  # the name of the first damaged member, or None
-    except (OSError, zipfile.BadZipFile) as err:
-        return str(err)

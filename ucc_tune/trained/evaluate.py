@@ -43,8 +43,10 @@ from ucc_tune.models.keras_weights import load_keras_weights
 from ucc_tune.provenance import provenance
 from ucc_tune.schema import CHECKPOINT_STATE_FILE, EVALUATION_FILE, RUN_FILE
 from ucc_tune.train.artifacts import write_artifacts
+from ucc_tune.train.checkpoint import load_state
 from ucc_tune.train.loop import Run, cluster_eval, setup, test_metrics
-from ucc_tune.train.session import WritesRunFiles, resolve_device, state_file_damage
+from ucc_tune.train.session import WritesRunFiles, resolve_device
+from ucc_tune.trained.checkpoints import find_checkpoints, newest_complete, seed_folders, state_file_damage
 
 # the fields that make the model what it is; --set/--config may not change them for a checkpoint
 MODEL_FIELDS = (
@@ -114,23 +116,28 @@ def find_source(path: Path) -> Source:
         )
     info = _run_record(path / RUN_FILE)
     trial_id = str(info["trial_id"]) if "trial_id" in info else None
-    places: list[tuple[Path, str]] = [(Path(b), g) for b, g in schema.checkpoint_places(path, trial_id)]
-    for base, pattern in places:
-        found = sorted(p.parent for p in base.glob(f"{pattern}/{CHECKPOINT_STATE_FILE}"))
-        if found:
-            return _newest_complete(path, "trial" if "trial_id" in info else "run", found)
-    for base, pattern in places:  # a run of several seeds: one state file per seed
-        seeds = sorted(p.parent for p in base.glob(f"{pattern}/seed_*/{CHECKPOINT_STATE_FILE}"))
-        if seeds:
-            names = ", ".join(p.name for p in seeds if p.parent == seeds[-1].parent)
-            raise EvaluationError(
-                f"{path}: a run of several seeds; evaluate one seed's checkpoint, e.g. {seeds[-1]} "
-                f"(the seeds of that checkpoint: {names})"
-            )
-    looked = ", ".join(f"{base / pattern}/" for base, pattern in places)
-    raise EvaluationError(
-        f"{path}: {RUN_FILE} but no checkpoint; looked for {CHECKPOINT_STATE_FILE} in {looked}"
-    )
+    return _newest_checkpoint(path, trial_id)
+
+
+def _newest_checkpoint(path: Path, trial_id: str | None) -> Source:
+    """The newest complete checkpoint of a run (``trial_id`` None) or trial folder, with the newer
+    damaged ones it skipped; a run of several seeds names one seed's checkpoint to evaluate."""
+    found = find_checkpoints(path, trial_id)
+    if not found:
+        looked = ", ".join(f"{base / pattern}/" for base, pattern in schema.checkpoint_places(path, trial_id))
+        raise EvaluationError(
+            f"{path}: {RUN_FILE} but no checkpoint; looked for {CHECKPOINT_STATE_FILE} in {looked}"
+        )
+    seeds = seed_folders(found[-1])
+    if seeds:
+        raise EvaluationError(
+            f"{path}: a run of several seeds; evaluate one seed's checkpoint, e.g. {seeds[-1]} "
+            f"(the seeds of that checkpoint: {', '.join(seed.name for seed in seeds)})"
+        )
+    newest = newest_complete(found)
+    if newest.folder is None:
+        raise EvaluationError(f"{path}: no complete checkpoint; {'; '.join(newest.skipped)}")
+    return Source("run" if trial_id is None else "trial", path, newest.folder, newest.skipped)
 
 
 def _run_record(path: Path) -> dict[str, Any]:
@@ -143,17 +150,6 @@ def _run_record(path: Path) -> dict[str, Any]:
     return info
 
 
-def _newest_complete(path: Path, kind: str, folders: list[Path]) -> Source:
-    """The newest folder whose state file reads back (names sort by epoch, index or time)."""
-    skipped: list[str] = []
-    for folder in reversed(folders):
-        damage = state_file_damage(folder / CHECKPOINT_STATE_FILE)
-        if damage is None:
-            return Source(kind, path, folder, tuple(skipped))
-        skipped.append(f"{folder / CHECKPOINT_STATE_FILE} is damaged ({damage})")
-    raise EvaluationError(f"{path}: no complete checkpoint; {'; '.join(skipped)}")
-
-
 def read_state(folder: Path) -> dict[str, Any]:
     """A checkpoint's state dict; a damaged file or one without ``config`` and ``model`` is an error."""
     path = folder / CHECKPOINT_STATE_FILE
@@ -161,7 +157,7 @@ def read_state(folder: Path) -> dict[str, Any]:
     try:
         if damage is not None:
             raise RuntimeError(damage)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_state(folder)
     except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as err:
         raise EvaluationError(
             f"{path}: damaged or not a checkpoint ({err}); expected a state file written by torch.save"
