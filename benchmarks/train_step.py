@@ -36,7 +36,8 @@ from ucc_tune.data.loading import Data
 from ucc_tune.models import decoders, encoders
 from ucc_tune.models.kde import kde
 from ucc_tune.train import LocalSession, setup
-from ucc_tune.train.loop import train_step, unwrap
+from ucc_tune.train.loop import train_step
+from ucc_tune.train.run import unwrap
 
 
 def mnist_shaped(n: int = 12_000) -> Data:

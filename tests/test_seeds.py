@@ -117,14 +117,14 @@ def test_a_collapsed_seed_stops_and_counts_with_its_scores(
 ) -> None:
     from ucc_tune.train import FeatureCollapseError, loop
 
-    real = loop._raise_if_collapsed
+    real = loop.raise_if_collapsed
 
     def seed_6_dies(run: Any, summary: Any, epoch: int) -> None:
         if run.config.seed == 6:
             raise FeatureCollapseError(epoch, "all features saturated (scripted)", run.config.lr)
         real(run, summary, epoch)
 
-    monkeypatch.setattr(loop, "_raise_if_collapsed", seed_6_dies)
+    monkeypatch.setattr(loop, "raise_if_collapsed", seed_6_dies)
     out = tmp_path / "run"
     train(tiny(seeds=3, seed=5), LocalSession(out))
     rows = read_jsonl(out / "metrics.jsonl")
@@ -142,6 +142,36 @@ def test_a_collapsed_seed_stops_and_counts_with_its_scores(
     def all_die(run: Any, summary: Any, epoch: int) -> None:
         raise FeatureCollapseError(epoch, "all features saturated (scripted)", run.config.lr)
 
-    monkeypatch.setattr(loop, "_raise_if_collapsed", all_die)
+    monkeypatch.setattr(loop, "raise_if_collapsed", all_die)
     with pytest.raises(FeatureCollapseError, match="collapsed at epoch 0"):
         train(tiny(seeds=2, seed=5), LocalSession(tmp_path / "all"))
+
+
+def test_the_only_seed_collapsing_fails_the_run_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of one seed fails with its seed's collapse, before any evaluation beyond the epoch's
+    own (a seed of several would be scored again to keep its scores) and before any report."""
+    from ucc_tune.train import FeatureCollapseError, loop
+
+    def dies(run: Any, summary: Any, epoch: int) -> None:
+        raise FeatureCollapseError(epoch, "all features saturated (scripted)", run.config.lr)
+
+    calls: list[str] = []
+    real_cluster_eval, real_validate = loop.cluster_eval, loop.validate
+
+    def cluster_eval(run: Any, split: str, methods: list[str]) -> Any:
+        calls.append(split)
+        return real_cluster_eval(run, split, methods)
+
+    def validate(run: Any) -> Any:
+        calls.append("validate")
+        return real_validate(run)
+
+    monkeypatch.setattr(loop, "raise_if_collapsed", dies)
+    monkeypatch.setattr(loop, "cluster_eval", cluster_eval)
+    monkeypatch.setattr(loop, "validate", validate)
+    with pytest.raises(FeatureCollapseError, match="collapsed at epoch 0: all features saturated"):
+        train(tiny(seed=5), LocalSession(tmp_path))
+    assert calls == ["validate", "val"]  # the epoch's own evaluation, no more
+    assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "checkpoints").exists()

@@ -64,6 +64,23 @@ def test_checkpoints_and_artifacts_are_written(finished_run) -> None:
     assert Config.from_json(art / "config.json") == tiny()
 
 
+def test_a_run_of_one_seed_keeps_the_files_of_a_run(finished_run) -> None:
+    """A run of one seed keeps the files a run always had: no ``seeds/`` folder, and every
+    checkpoint holds ``state.pt`` at its top (no ``seed_0/``), where checkpoints written before
+    runs of several seeds existed have it, so those still resume."""
+    out, final = finished_run
+    assert not (out / "seeds").exists()
+    checkpoints = sorted((out / "checkpoints").iterdir())
+    assert [p.name for p in checkpoints] == ["best", "epoch_0001", "epoch_0002"]
+    for checkpoint in checkpoints:
+        assert sorted(p.name for p in checkpoint.iterdir()) == ["config.json", "state.pt"]
+    info = json.loads((out / "run.json").read_text())
+    assert "placement" in info and "seed_index" not in info
+    assert final["seeds"] == 1 and final["seeds_collapsed"] == 0
+    resumed = LocalSession(out, resume=True)
+    assert str(resumed.latest_checkpoint()).endswith("epoch_0002")
+
+
 class Interrupt(Exception):
     pass
 

@@ -1,17 +1,22 @@
 """Training: ``train(config, session)``, the one loop that runs in a test, a notebook, an
-in-process Tune trial and every rank of a Ray Train (DDP) job.
+in-process Tune trial and every rank of a Ray Train (DDP) job, on one seed or several.
 
-- ``loop``: setup, the epoch, validation, clustering evaluation, ``train_run`` (one seed);
-- ``seeds``: ``train``, one configuration on ``config.seeds`` seeds reported as their mean;
+- ``loop``: ``train`` (the driver), setup, the epoch, validation;
+- ``scoring``: the clustering evaluation of a split and the scores made of it;
+- ``seeds``: the seeds' bookkeeping for ``train``: each seed's session, random generators and
+  part of a checkpoint, the mean report of several;
+- ``run``: ``Run``, what one seed's training holds;
 - ``session``: the ``Session`` protocol, ``LocalSession`` and ``RunFolder`` (the files of a run);
 - ``checkpoint``: exact-resume checkpoints, and ``load_state``, the one reader of a ``state.pt``;
 - ``artifacts``: the final artifacts;
+- ``schedule``: the learning-rate schedule;
+- ``stopping``: the best epoch so far and early stopping;
+- ``failures``: failures that would repeat are not retried;
 - ``__main__``: ``python -m ucc_tune.train``.
 """
 
-from ucc_tune.train.loop import FeatureCollapseError, NonFiniteLossError, setup
+from ucc_tune.train.loop import FeatureCollapseError, NonFiniteLossError, setup, train
 from ucc_tune.train.run import Run
-from ucc_tune.train.seeds import train
 from ucc_tune.train.session import LocalSession, RunFolder, Session, placement, resolve_device
 
 __all__ = [

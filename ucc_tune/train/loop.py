@@ -1,6 +1,12 @@
-"""``train(config, session)``: the one training loop, with or without Ray.
+"""``train(config, session)``: the one training loop, with or without Ray, and its epoch.
 
-Phases of an epoch: ``steps_per_epoch`` optimisation steps on freshly sampled bags; the UCC
+``train`` trains the ``config.seeds`` seeds of a configuration in lockstep and reports every epoch
+through the session: one epoch of each seed in turn (each on its own random generators), then one
+report, the seed's own row for a run of one seed, else the mean of the seeds' rows, with one
+checkpoint of every seed when one is due. A run of one seed is that same loop with one seed,
+whose files and checkpoint are the run's; ``ucc_tune.train.seeds`` says how several are kept.
+
+Phases of a seed's epoch: ``steps_per_epoch`` optimisation steps on freshly sampled bags; the UCC
 accuracy and loss on fixed validation bags; every ``eval_every`` epochs (and at the last) the
 clustering of the validation features and the class-wise JS divergences; at the last epoch the
 test split too. Every report carries every metric of ``ucc_tune.schema.METRIC_NAMES``.
@@ -8,6 +14,7 @@ test split too. Every report carries every metric of ``ucc_tune.schema.METRIC_NA
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -15,7 +22,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +40,11 @@ from ucc_tune.models import InstanceOutput, Model, UCCOutput, build
 from ucc_tune.models.feature_init import calibrate
 from ucc_tune.schema import BEST_EPOCH, BEST_VALUE, TESTED_EPOCH, evaluated
 from ucc_tune.train.artifacts import write_artifacts
-from ucc_tune.train.checkpoint import load_checkpoint, sampler_states, save_checkpoint
+from ucc_tune.train.checkpoint import load_checkpoint, rng_state, sampler_states, save_checkpoint
 from ucc_tune.train.run import Run, unwrap
 from ucc_tune.train.schedule import set_learning_rate
+from ucc_tune.train.scoring import cluster_eval, eval_metrics, test_metrics
+from ucc_tune.train.seeds import COLLAPSED, Member, SeedSession, aggregate, own_rng, seed_part
 from ucc_tune.train.session import Session
 from ucc_tune.train.stopping import BestSoFar
 
@@ -73,7 +82,8 @@ class FeatureCollapseError(RuntimeError):
         return type(self), (self.epoch, self.reason, self.lr)
 
 
-def _raise_if_collapsed(run: Run, summary: dict[str, Any], epoch: int) -> None:
+def raise_if_collapsed(run: Run, summary: dict[str, Any], epoch: int) -> None:
+    """``FeatureCollapseError`` when the clustering ``summary`` of ``epoch`` shows collapsed features."""
     reason = feature_scores.collapse(summary["features"], float(summary["js"]["js_max"]))
     if reason is not None:
         raise FeatureCollapseError(epoch, reason, run.config.lr)
@@ -246,75 +256,127 @@ def validate(run: Run) -> dict[str, float]:
     return {"val_ucc_acc": accuracy, "val_loss": loss_sum / count}
 
 
-def cluster_eval(run: Run, split: str, methods: list[str]) -> dict[str, Any]:
-    """Features of every instance of ``split``, clustered, plus class KDEs and JS divergences."""
-    model = run.model_core
-    features = feature_scores.extract_features(
-        model.encoder, run.data.images[split], run.config.eval_batch_size
-    )
-    summary = feature_scores.summarize(
-        features,
-        run.data.labels[split],
-        methods,
-        run.config.num_bins,
-        run.config.kde_sigma,
-        run.data.class_names,
-        seed=run.config.seed,
-        cluster_pca=run.config.cluster_pca,
-    )
-    summary["features"] = features
-    return summary
-
-
-def eval_metrics(summary: dict[str, Any], method: str, epoch: int) -> dict[str, Any]:
-    scores = summary["clustering"][method]
-    return {
-        "cluster_acc": float(scores["acc"]),
-        "cluster_nmi": float(scores["nmi"]),
-        "cluster_ari": float(scores["ari"]),
-        "mean_clustering_score": float(summary["mean_clustering_score"]),
-        "js_min": float(summary["js"]["js_min"]),
-        "js_mean": float(summary["js"]["js_mean"]),
-        "cluster_eval_epoch": epoch,
-    }
-
-
-def test_metrics(summary: dict[str, Any], split: str = "test") -> dict[str, float]:
-    """Final scores of ``split`` named by method: ``test_kmeans_acc``, ``test_spectral_nmi``, ..."""
-    clustering = summary["clustering"].items()
-    out = {f"{split}_{m}_{k}": float(v) for m, scores in clustering for k, v in scores.items()}
-    out.update({f"{split}_{k}": float(v) for k, v in summary["js"].items() if k != "closest_pair"})
-    out[f"{split}_mean_clustering_score"] = float(summary["mean_clustering_score"])
-    return out
-
-
 def _weights_finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-def train_run(config: Config, session: Session) -> dict[str, Any]:
-    """Train one seed of ``config`` and report every epoch through ``session``; returns the final
-    metrics. ``ucc_tune.train.train`` runs this, or several seeds of it in lockstep."""
-    run = setup(config, session)
+def train(config: Config, session: Session) -> dict[str, Any]:
+    """Train ``config`` on its ``seeds`` seeds and report every epoch through ``session``; returns
+    the last report. A checkpoint of every seed goes with the report of the last epoch (planned,
+    or the one that exhausts ``patience``), of every ``checkpoint_every``-th and of a new best
+    epoch (a run of one seed; several seeds' best epochs are each their own)."""
+    members = _start_seeds(config, session)
     metrics: dict[str, Any] = {}
-    for epoch in range(run.start_epoch, config.epochs):
-        metrics, checkpoint = run_epoch(run, epoch)
-        if checkpoint:
-            with tempfile.TemporaryDirectory(prefix="ucc-ckpt-") as folder:
-                write_checkpoint(run, epoch, Path(folder))
-                run.session.report(metrics, checkpoint_dir=folder if session.rank == 0 else None)
-        else:
-            run.session.report(metrics)
-        if run.stopped:
+    for epoch in range(members[0].run.start_epoch, config.epochs):
+        rows, best = _epoch_of_seeds(members, epoch)
+        metrics = aggregate(rows)
+        stopped = all(m.run.stopped for m in members if m.training)
+        due = stopped or best or (epoch + 1) % config.checkpoint_every == 0
+        _report(session, members, rows, metrics, epoch, due)
+        if stopped:
             break
     return metrics
 
 
+def _start_seeds(config: Config, session: Session) -> list[Member]:
+    """The run's seeds, set up (and resumed) at the same epoch. One seed trains on ``session``
+    itself: its files and checkpoint are the run's. Several share the run's device and data and
+    each gets a ``SeedSession`` (its own files, its part of the checkpoint)."""
+    if config.seeds == 1:
+        return [Member(setup(config, session), rng_state())]
+    device = session.device(config.device)
+    session.start(config.to_dict(), device)
+    latest = session.latest_checkpoint()
+    data = load_data(config)
+    members = []
+    for k in range(config.seeds):
+        one = dataclasses.replace(config, seed=config.seed + k, seeds=1)
+        seed_session = SeedSession(session, k, device, Path(latest) if latest else None)
+        members.append(Member(setup(one, seed_session, data), rng_state()))
+    start = members[0].run.start_epoch
+    if any(m.run.start_epoch != start for m in members):
+        raise RuntimeError(f"the seeds' checkpoints in {latest} are of different epochs")
+    session.resume_after(start - 1)
+    return members
+
+
+def _epoch_of_seeds(members: list[Member], epoch: int) -> tuple[list[dict[str, Any]], bool]:
+    """One epoch of each seed in turn, on its own random generators: the seeds' rows, and whether
+    the epoch is the run's new best (only a run of one seed has one)."""
+    if not any(m.training for m in members):  # a resumed run whose seeds had all collapsed
+        raise FeatureCollapseError(epoch, "every seed's features collapsed", members[0].run.config.lr)
+    rows: list[dict[str, Any]] = []
+    errors: list[FeatureCollapseError] = []
+    best = False
+    for member in members:
+        with own_rng(member):
+            row, improved = _seed_epoch(member, members, epoch, errors)
+        rows.append(row)
+        best = best or improved
+    return rows, best and len(members) == 1
+
+
+def _seed_epoch(
+    member: Member, members: list[Member], epoch: int, errors: list[FeatureCollapseError]
+) -> tuple[dict[str, Any], bool]:
+    """One seed's epoch: its row and whether it is the seed's new best. A seed that collapses
+    (now, ``errors`` collects it, or before) gets the row it collapsed with; when no seed is left
+    training the run fails at once with the epoch's first collapse (one seed: its own)."""
+    run = member.run
+    if member.training:
+        try:
+            return run_epoch(run, epoch)
+        except FeatureCollapseError as err:
+            errors.append(err)
+            if not any(m.training for m in members if m is not member):
+                raise errors[0] from None
+            methods = run.config.cluster_method_list()
+            summary = cluster_eval(run, "val", methods)
+            run.last_eval = {**validate(run), **eval_metrics(summary, methods[0], epoch), COLLAPSED: epoch}
+    return _collapsed_row(run, epoch), False
+
+
+def _collapsed_row(run: Run, epoch: int) -> dict[str, Any]:
+    """A collapsed seed's row: the validation and clustering scores it collapsed with (no training
+    losses), at the last epoch its test scores."""
+    row = {k: v for k, v in run.last_eval.items() if k != COLLAPSED}
+    row.update(epoch=epoch, epochs_done=epoch + 1, time_s=run.elapsed(), seeds=1, seeds_collapsed=1)
+    if epoch == run.config.epochs - 1 and run.session.rank == 0:
+        row.update(test_metrics(cluster_eval(run, "test", run.config.cluster_method_list(test=True))))
+    return row
+
+
+def _report(
+    session: Session,
+    members: list[Member],
+    rows: list[dict[str, Any]],
+    metrics: dict[str, Any],
+    epoch: int,
+    checkpoint: bool,
+) -> None:
+    """The epoch's reports, and the run's one checkpoint writer: with ``checkpoint``, every seed's
+    state is staged in a temporary folder (``seed_part``) that goes with the run's report. Each
+    seed of several also reports its row into its own files (one seed's row is the run's report).
+    Every rank calls it: a checkpoint gathers the bag streams of all ranks."""
+    staged: AbstractContextManager[str | None]
+    staged = tempfile.TemporaryDirectory(prefix="ucc-ckpt-") if checkpoint else nullcontext()
+    with staged as folder:
+        for k, (member, row) in enumerate(zip(members, rows, strict=True)):
+            if folder is not None:
+                part = seed_part(Path(folder), k, len(members))
+                part.mkdir(exist_ok=True)
+                with own_rng(member):
+                    write_checkpoint(member.run, epoch, part)
+            if len(members) > 1:
+                member.run.session.report(row)
+        session.report(metrics, checkpoint_dir=folder if session.rank == 0 else None)
+
+
 def run_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], bool]:
-    """One epoch of ``run``: training, validation, the clustering evaluation when due, the best
-    epoch so far; at the last epoch (planned, or the one that exhausts ``patience``: then
-    ``run.stopped``) the test split and the artifacts. Returns the epoch's metrics and whether a
-    checkpoint is due (the schedule's, the last epoch's, or a new best one's)."""
+    """One epoch of one seed's ``run``: training, validation, the clustering evaluation when due,
+    the best epoch so far; at the last epoch (planned, or the one that exhausts ``patience``: then
+    ``run.stopped``) the test split and the artifacts. Returns the epoch's row and whether it is
+    the seed's new best (the same on every rank)."""
     config, session = run.config, run.session
     # "epoch" counts from 0; "epochs_done" from 1 is ASHA's time attribute, so that a grace
     # period of E means E epochs run before a trial may be stopped
@@ -325,7 +387,7 @@ def run_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], bool]:
         metrics.update(validate(run))
         if is_last or (epoch + 1) % config.eval_every == 0 or not run.last_eval:
             summary = cluster_eval(run, "val", config.cluster_method_list())
-            _raise_if_collapsed(run, summary, epoch)
+            raise_if_collapsed(run, summary, epoch)
             run.last_eval = eval_metrics(summary, config.cluster_method_list()[0], epoch)
         metrics.update(run.last_eval)
         improved = track_best(run, metrics)
@@ -333,9 +395,9 @@ def run_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], bool]:
     if run.stopped and session.rank == 0:
         metrics.update(final_test(run, epoch))
     metrics["time_s"] = run.elapsed()
-    metrics["seeds"] = 1  # a row of one seed; ucc_tune.train.seeds averages several
+    metrics["seeds"] = 1  # a row of one seed; a run of several reports their mean (seeds.aggregate)
     metrics["seeds_collapsed"] = 0
-    return metrics, run.stopped or improved or (epoch + 1) % config.checkpoint_every == 0
+    return metrics, improved
 
 
 def track_best(run: Run, metrics: dict[str, Any]) -> bool:

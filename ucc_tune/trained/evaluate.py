@@ -44,7 +44,9 @@ from ucc_tune.provenance import provenance
 from ucc_tune.schema import CHECKPOINT_STATE_FILE, EVALUATION_FILE, RUN_FILE
 from ucc_tune.train.artifacts import write_artifacts
 from ucc_tune.train.checkpoint import load_state
-from ucc_tune.train.loop import Run, cluster_eval, setup, test_metrics
+from ucc_tune.train.loop import setup
+from ucc_tune.train.run import Run
+from ucc_tune.train.scoring import cluster_eval, test_metrics
 from ucc_tune.train.session import WritesRunFiles, resolve_device
 from ucc_tune.trained.checkpoints import find_checkpoints, newest_complete, seed_folders, state_file_damage
 
