@@ -93,6 +93,11 @@ def test_no_function_over_60_lines() -> None:
     assert long == {}
 
 
+def test_tests_mirror_the_packages() -> None:
+    packages = {p.parent.name for p in (REPO / "ucc_tune").glob("*/__init__.py")}
+    assert packages and packages <= {p.name for p in (REPO / "tests").iterdir() if p.is_dir()}
+
+
 def test_no_file_over_500_lines() -> None:
     files = [p for package in PACKAGES for p in (REPO / package).rglob("*.py")]
     long = {str(p.relative_to(REPO)): n for p in files if (n := len(p.read_text().splitlines())) > 500}

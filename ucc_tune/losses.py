@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 import torch
@@ -242,6 +242,9 @@ class LossTerms:
     recon: torch.Tensor
     rcc: torch.Tensor
     consistency: torch.Tensor
+
+
+LOSS_TERMS: tuple[str, ...] = tuple(f.name for f in fields(LossTerms))  # "total" first
 
 
 def total_loss(config: LossConfig, outputs: LossOutputs, batch: LossBatch) -> LossTerms:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ucc_tune.config.checks import ConfigError, check_type, coerce, split_methods, validate
+from ucc_tune.config.checks import ConfigError, check_type, coerce, first_method, split_methods, validate
 from ucc_tune.config.choices import (
     BestMetric,
     Device,
@@ -171,6 +171,11 @@ class Config:
     @property
     def use_rcc(self) -> bool:
         return self.rcc_weight > 0 or self.consistency_weight > 0
+
+    @property
+    def cluster_method(self) -> str:
+        """The clustering method of the per-epoch scores (``cluster_acc``, ...): the first one."""
+        return str(first_method(self.cluster_methods))
 
     def cluster_method_list(self, test: bool = False) -> list[str]:
         return split_methods(self.test_cluster_methods if test else self.cluster_methods)

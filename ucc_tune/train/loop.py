@@ -35,7 +35,7 @@ from ucc_tune.config import Config
 from ucc_tune.data.augment import augment
 from ucc_tune.data.bags import BagBatch, BagStream, eval_bags, iterate_bags
 from ucc_tune.data.loading import Data, load_data
-from ucc_tune.losses import LossTerms, instance_loss, total_loss
+from ucc_tune.losses import LOSS_TERMS, LossTerms, instance_loss, total_loss
 from ucc_tune.models import InstanceOutput, Model, UCCOutput, build
 from ucc_tune.models.feature_init import calibrate
 from ucc_tune.schema import BEST_EPOCH, BEST_VALUE, TESTED_EPOCH, evaluated
@@ -48,7 +48,6 @@ from ucc_tune.train.seeds import COLLAPSED, Member, SeedSession, aggregate, own_
 from ucc_tune.train.session import Session
 from ucc_tune.train.stopping import BestSoFar
 
-LOSS_TERMS = ("total", "ucc", "recon", "rcc", "consistency")
 CALIBRATION_IMAGES = 512  # training images the feature layer is calibrated on (feature_init="data")
 
 
@@ -332,7 +331,11 @@ def _seed_epoch(
                 raise errors[0] from None
             methods = run.config.cluster_method_list()
             summary = cluster_eval(run, "val", methods)
-            run.last_eval = {**validate(run), **eval_metrics(summary, methods[0], epoch), COLLAPSED: epoch}
+            run.last_eval = {
+                **validate(run),
+                **eval_metrics(summary, run.config.cluster_method, epoch),
+                COLLAPSED: epoch,
+            }
     return _collapsed_row(run, epoch), False
 
 
@@ -388,7 +391,7 @@ def run_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], bool]:
         if is_last or (epoch + 1) % config.eval_every == 0 or not run.last_eval:
             summary = cluster_eval(run, "val", config.cluster_method_list())
             raise_if_collapsed(run, summary, epoch)
-            run.last_eval = eval_metrics(summary, config.cluster_method_list()[0], epoch)
+            run.last_eval = eval_metrics(summary, config.cluster_method, epoch)
         metrics.update(run.last_eval)
         improved = track_best(run, metrics)
     improved, run.stopped = _from_rank0(run, improved, is_last or run.best.exhausted(config.patience))

@@ -24,7 +24,7 @@ import pytest
 from ucc_tune.config import field_names
 from ucc_tune.search import command as search
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FAST = ["--set", "num_threads=1"]
 
 

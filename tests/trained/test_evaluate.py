@@ -17,9 +17,9 @@ from ucc_tune.config import Config
 from ucc_tune.train.__main__ import main as train_main
 from ucc_tune.trained.evaluate import main
 
-from .models.test_keras_weights import WEIGHTS, write_keras_file
+from ..models.test_keras_weights import WEIGHTS, write_keras_file
 
-# tests/test_train.py's tiny(): 3 epochs of 3 steps on digits, one thread
+# tests/support/ucc_test_support.py's tiny(): 3 epochs of 3 steps on digits, one thread
 TINY = {
     "epochs": 3, "steps_per_epoch": 3, "bag_size": 8, "bags_per_label": 2, "eval_bags_per_label": 3,
     "eval_every": 3, "num_threads": 1, "test_cluster_methods": "kmeans,spectral",

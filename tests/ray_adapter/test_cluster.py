@@ -14,7 +14,7 @@ import pytest
 
 from ucc_tune.schema import RUN_FILE, SEARCH_FILE, TRIALS_FILE
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch
 from ucc_tune.ray_adapter import train_distributed
 from ucc_tune.schema import DDP_RUN_NAME, METRIC_NAMES
 
-from .test_train import tiny
+from ucc_test_support import tiny
 
 
 def rows(run_dir: Path) -> list[dict]:
