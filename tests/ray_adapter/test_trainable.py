@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from ucc_test_support import tiny
 
 from ucc_tune.ray_adapter import train_distributed
 from ucc_tune.schema import DDP_RUN_NAME, METRIC_NAMES
-
-from ucc_test_support import tiny
 
 
 def rows(run_dir: Path) -> list[dict]:
