@@ -32,6 +32,14 @@ def test_imports_pull_in_neither_torch_nor_ray(module: str) -> None:
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("module", ["ucc_tune.search.spaces", "ucc_tune.search.ranking", "analysis"])
+def test_loading_a_space_and_the_analysis_need_no_optuna(module: str) -> None:
+    code = f"import sys, {module}; print('optuna' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module -> the project modules it imports when it runs (TYPE_CHECKING imports left out)."""
     import grimp

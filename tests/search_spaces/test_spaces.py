@@ -13,7 +13,8 @@ import pytest
 
 import search_spaces
 from ucc_tune.config import Config, field_names
-from ucc_tune.search.spaces import SPACES, SpaceError, SpaceWithConstants, load_space, probe, trial_outcome
+from ucc_tune.search.samplers import trial_outcome
+from ucc_tune.search.spaces import SPACES, SpaceError, SpaceWithConstants, load_space, probe
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 State = optuna.trial.TrialState
@@ -134,14 +135,14 @@ def test_every_sampler_survives_pickle_and_samples_the_same_after(objectives: in
     go on sampling exactly as the original (same seed, same study)."""
     import pickle
 
-    from ucc_tune.search.spaces import make_sampler
+    from ucc_tune.search.samplers import make_sampler
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         x = trial.suggest_float("x", 0.0, 1.0)
         return x if objectives == 1 else (x, (x - 0.3) ** 2)
 
     directions: list[Any] = ["maximize"] * objectives
-    original = make_sampler(load_space("smoke"), objectives, seed=5)
+    original = make_sampler(load_space("smoke").grid, objectives, seed=5)
     copy = pickle.loads(pickle.dumps(original))
     runs = []
     for sampler in (original, copy):

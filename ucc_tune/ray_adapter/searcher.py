@@ -5,7 +5,7 @@ search's Tune callbacks.
 
 - **Trials a scheduler stopped early are PRUNED**, with their per-epoch values as intermediate
   values at step ``epoch`` (plain ``OptunaSearch`` tells them COMPLETE with an early value, which
-  misleads TPE); ``spaces.trial_outcome`` decides the state.
+  misleads TPE); ``samplers.trial_outcome`` decides the state.
 - **The study in storage is the truth, not the pickled searcher.** Tune saves the searcher now
   and then; a driver killed between two saves is restored with a searcher that is behind its own
   study. So every report and every tell first asks the storage whether that Optuna trial has
@@ -29,7 +29,7 @@ from ucc_tune.ray_adapter.callbacks import tracker_callbacks
 from ucc_tune.schema import STUDY_FILE
 from ucc_tune.search.plan import SearchPlan, publish
 from ucc_tune.search.prefill import prefill_study
-from ucc_tune.search.spaces import trial_outcome
+from ucc_tune.search.samplers import trial_outcome
 from ucc_tune.storage import Storage
 from ucc_tune.train.session import RunFolder
 

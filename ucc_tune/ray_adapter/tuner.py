@@ -16,7 +16,8 @@ from ucc_tune.ray_adapter.searcher import PruningOptunaSearch, prefill_searcher_
 from ucc_tune.ray_adapter.trainable import make_trainable
 from ucc_tune.schema import error_text
 from ucc_tune.search.plan import SearchPlan
-from ucc_tune.search.spaces import SpaceWithConstants, make_sampler
+from ucc_tune.search.samplers import make_sampler
+from ucc_tune.search.spaces import SpaceWithConstants
 
 
 def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
@@ -31,7 +32,7 @@ def make_tuner(plan: SearchPlan, resources: RayResources) -> ray.tune.Tuner:
         space=SpaceWithConstants(plan.space, plan.fixed),
         metric=list(plan.metrics) if len(plan.metrics) > 1 else plan.metrics[0],
         mode=list(plan.modes) if len(plan.modes) > 1 else plan.modes[0],
-        sampler=make_sampler(plan.space, len(plan.metrics), plan.seed),
+        sampler=make_sampler(plan.space.grid, len(plan.metrics), plan.seed),
         storage=optuna.storages.RDBStorage(plan.study_url),
         study_name=plan.name,
         epochs=plan.epochs,

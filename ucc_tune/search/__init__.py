@@ -5,7 +5,8 @@ configurations, decided in full before Ray starts. Ray itself is ``ucc_tune.ray_
 - ``flags``: the command's flags and the checks of the flags alone;
 - ``resolve``: the plan resolved from the flags, with every check that needs the space or data;
 - ``plan``: the frozen ``SearchPlan`` and the resources a trial asks for;
-- ``spaces``: the named spaces of ``search_spaces/`` and a user's own ``.py`` file, and samplers;
+- ``spaces``: the named spaces of ``search_spaces/`` and a user's own ``.py`` file;
+- ``samplers``: the Optuna sampler of a space, and how a finished trial is told to the study;
 - ``prefill``: what the study holds before its first suggestion (``--enqueue``, ``--warm-start``);
 - ``ranking``: which configuration is best and how sure that is (also used by ``analysis``);
 - ``progress``: the live view of the trials; ``summary``: what a finished search prints;

@@ -4,8 +4,9 @@ A space is a module with ``def space(trial) -> dict`` (define-by-run: it calls
 ``trial.suggest_*`` with ``Config`` field names and returns constants to fix), and optionally
 ``GRID`` (parameter -> values: searched exhaustively, one trial per point) and ``NUM_SAMPLES``
 (its default budget). ``load_space`` reads one; ``probe`` checks, before anything runs, that
-its trials make valid ``Config``s; ``SpaceWithConstants`` and ``make_sampler`` are what the
-Optuna searcher gets. Loading a user's file runs that file's code.
+its trials make valid ``Config``s; ``SpaceWithConstants`` is what the Optuna searcher calls
+(its sampler is ``ucc_tune.search.samplers``'). Loading a user's file runs that file's code.
+Optuna is imported only to probe.
 """
 
 from __future__ import annotations
@@ -13,14 +14,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-import optuna
 
 from ucc_tune.bounds import MAX_TRIALS, BoundsError, check_number
 from ucc_tune.config import Config, ConfigError, field_names
@@ -129,8 +127,12 @@ def probe(
     make a valid ``Config`` (else ``ConfigError``); a later invalid draw only adds a line to
     ``problems`` (such trials fail as ERROR rows, the search goes on). Returns the searched
     parameter names, the valid Configs drawn and the problems."""
+    import optuna
+
+    from ucc_tune.search.samplers import make_sampler
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = make_sampler(space, 1, seed=0) if space.grid else optuna.samplers.RandomSampler(seed=0)
+    sampler = make_sampler(space.grid, 1, seed=0) if space.grid else optuna.samplers.RandomSampler(seed=0)
     study = optuna.create_study(sampler=sampler)
     searched: set[str] = set()
     configs: list[Config] = []
@@ -186,57 +188,3 @@ class SpaceWithConstants:
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         return {**(self.space.fn(trial) or {}), **self.fixed}
-
-
-class TuneGridSampler(optuna.samplers.GridSampler):
-    """Optuna's grid sampler without its ``study.stop()`` once the grid is done: that call only
-    works inside ``study.optimize``; under Tune, ``--num-samples`` decides when to stop."""
-
-    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-        return None
-
-
-class PicklableNSGAIISampler(optuna.samplers.NSGAIISampler):
-    """Optuna's NSGA-II sampler that survives ``pickle``.
-
-    Since optuna 5.1 the genetic samplers hold a ``threading.Lock`` around their generation
-    cache, and a lock cannot be pickled; Ray Tune pickles the searcher, and so its sampler, when
-    it saves the experiment. The lock guards only a cache of this process, so a copy gets a new
-    one rather than the original's."""
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_thread_lock", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._thread_lock = threading.Lock()  # unused before optuna 5.1
-
-
-def make_sampler(space: Space, num_objectives: int, seed: int) -> optuna.samplers.BaseSampler:
-    """A grid sampler when the space defines ``GRID``, else seeded TPE for one objective and
-    NSGA-II for several."""
-    if space.grid:
-        return TuneGridSampler(space.grid, seed=seed)
-    if num_objectives > 1:
-        return PicklableNSGAIISampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
-
-
-def trial_outcome(
-    values: list[Any], error: bool, epochs_run: int, planned_epochs: int
-) -> tuple[optuna.trial.TrialState, Any]:
-    """How a finished Tune trial is told to Optuna: its state and value(s).
-
-    COMPLETE with its objective value(s) when it ran every planned epoch; PRUNED when a
-    scheduler stopped it earlier (an early, low-fidelity value would mislead TPE); FAIL when it
-    raised or ended with a missing or non-finite objective (PRUNED if that came from a stop).
-    """
-    told = values if len(values) > 1 else values[0]
-    finished = epochs_run >= planned_epochs
-    if error or any(v is None or not math.isfinite(v) for v in values):
-        return (optuna.trial.TrialState.FAIL if error or finished else optuna.trial.TrialState.PRUNED), None
-    if not finished:
-        return optuna.trial.TrialState.PRUNED, None
-    return optuna.trial.TrialState.COMPLETE, told
