@@ -80,7 +80,7 @@ def long_functions(source: str, limit: int) -> dict[str, int]:
     """The functions (and methods) of ``source`` longer than ``limit`` lines, by name."""
     nodes = ast.walk(ast.parse(source))
     functions = [n for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    return {f.name: n for f in functions if (n := f.end_lineno - f.lineno + 1) > limit}
+    return {f.name: n for f in functions if (n := (f.end_lineno or f.lineno) - f.lineno + 1) > limit}
 
 
 def test_long_function_finder_counts_lines() -> None:

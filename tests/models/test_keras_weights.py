@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
+from ucc_test_support import WEIGHTS, write_keras_file
 
 from ucc_tune.config import Config, PaperPadding
 from ucc_tune.data.loading import Data, load_data
@@ -25,8 +26,6 @@ from ucc_tune.feature_scores import extract_features, summarize
 from ucc_tune.models import UCCModel, build_model
 from ucc_tune.models.keras_weights import load_keras_weights
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-WEIGHTS = (FIXTURES / "ucc_mnist_authors_ae_128000.h5").resolve()
 CONFIG = Config(dataset="mnist_sample", model="paper", paper_padding="keras")
 
 
@@ -172,17 +171,6 @@ def test_decoder_reconstructs_standardised_digits(
         reconstruction = model.decoder(torch.from_numpy(features["keras"][every_fifth]))
     mse = float((reconstruction - digits.images["test"][every_fifth]).square().mean())
     assert mse < 0.15  # pixel variance is 1
-
-
-def write_keras_file(path: Path, layers: dict[str, dict[str, np.ndarray]]) -> None:
-    """A Keras 2 weights file: one group per layer naming its weights, as Keras writes them."""
-    with h5py.File(path, "w") as handle:
-        handle.attrs["layer_names"] = np.array([name.encode() for name in layers])
-        for name, arrays in layers.items():
-            group = handle.create_group(name)
-            group.attrs["weight_names"] = np.array([f"{name}/{k}:0".encode() for k in arrays])
-            for key, value in arrays.items():
-                group.create_dataset(f"{name}/{key}:0", data=value)
 
 
 def test_a_file_of_another_architecture_is_named_with_the_layer_and_shapes(tmp_path: Path) -> None:

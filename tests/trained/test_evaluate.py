@@ -12,12 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from ucc_test_support import WEIGHTS, write_keras_file
 
 from ucc_tune.config import Config
 from ucc_tune.train.__main__ import main as train_main
 from ucc_tune.trained.evaluate import main
-
-from ..models.test_keras_weights import WEIGHTS, write_keras_file
 
 # tests/support/ucc_test_support.py's tiny(): 3 epochs of 3 steps on digits, one thread
 TINY = {
