@@ -62,9 +62,9 @@ def normalize_splits(splits: DataSplits, config: Config) -> dict[str, np.ndarray
     return {name: stats.to_unit_float(x) for name, x in raw.items()}
 
 
-def load_data(config: Config) -> Data:
-    """Read, split and normalise ``config.dataset``; checks the ucc range against its classes."""
-    splits = load_splits(
+def config_splits(config: Config) -> DataSplits:
+    """The raw splits of ``config.dataset`` as ``config`` draws them (its data and split fields)."""
+    return load_splits(
         config.dataset,
         config.data_dir,
         split_seed=config.split_seed,
@@ -72,6 +72,11 @@ def load_data(config: Config) -> Data:
         test_fraction=config.test_fraction,
         download=config.download,
     )
+
+
+def load_data(config: Config) -> Data:
+    """Read, split and normalise ``config.dataset``; checks the ucc range against its classes."""
+    splits = config_splits(config)
     if config.ucc_max > splits.num_classes:
         raise ValueError(
             f"ucc_max={config.ucc_max} must be <= the {splits.num_classes} classes of {config.dataset!r}"

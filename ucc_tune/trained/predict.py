@@ -33,9 +33,9 @@ import torch
 from ucc_tune import feature_scores
 from ucc_tune.config import CLUSTER_METHODS, Config, ConfigError
 from ucc_tune.data.bags import BagSizeError
-from ucc_tune.data.loading import SPLITS, normalize_splits
+from ucc_tune.data.loading import SPLITS, config_splits, normalize_splits
 from ucc_tune.data.sources import IMAGE_SUFFIXES, DatasetNotFoundError, read_images
-from ucc_tune.data.splits import Split, load_splits
+from ucc_tune.data.splits import Split
 from ucc_tune.schema import ARTIFACTS_DIR, CLUSTER_MODEL_FILE
 from ucc_tune.train.run import Run
 from ucc_tune.trained.evaluate import EvaluationError, Source, build_run, open_checkpoint
@@ -132,14 +132,7 @@ def read_cluster_model(path: Path, method: str) -> ClusterModel:
 
 def normalise_like_training(raw: np.ndarray, config: Config) -> np.ndarray:
     """``(N, C, H, W)`` raw images normalised by the function and statistics training used."""
-    splits = load_splits(
-        config.dataset,
-        config.data_dir,
-        split_seed=config.split_seed,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-        download=config.download,
-    )
+    splits = config_splits(config)
     given = dataclasses.replace(splits, test=Split(raw, np.zeros(len(raw), dtype=np.int64)))
     return normalize_splits(given, config)["test"]
 
