@@ -18,8 +18,7 @@ from pathlib import Path
 
 from benchmarks.common import write_results
 from ucc_tune.config import Config
-from ucc_tune.train import LocalSession, train
-from ucc_tune.train.loop import FeatureCollapseError
+from ucc_tune.train import FeatureCollapseError, LocalSession, train
 
 CASE = {
     "dataset": "mnist_sample",

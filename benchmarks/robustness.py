@@ -46,8 +46,7 @@ def one_run(settings: dict[str, Any]) -> dict[str, Any]:
     """Train one seed of ``settings`` (``Config`` fields); its collapse epoch or final scores."""
     from ucc_tune.catalog import dataset_defaults
     from ucc_tune.config import Config
-    from ucc_tune.train import LocalSession, train
-    from ucc_tune.train.loop import FeatureCollapseError
+    from ucc_tune.train import FeatureCollapseError, LocalSession, train
 
     settings = {**dataset_defaults(settings["dataset"], set(settings)), **settings}  # as the CLIs do
     config = Config.from_dict({"num_threads": 1, **settings})

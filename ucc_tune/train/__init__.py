@@ -11,11 +11,12 @@ in-process Tune trial and every rank of a Ray Train (DDP) job, on one seed or se
 - ``artifacts``: the final artifacts;
 - ``schedule``: the learning-rate schedule;
 - ``stopping``: the best epoch so far and early stopping;
-- ``failures``: failures that would repeat are not retried;
+- ``failures``: the errors that stop a run (non-finite loss, collapsed features), not retried;
 - ``__main__``: ``python -m ucc_tune.train``.
 """
 
-from ucc_tune.train.loop import FeatureCollapseError, NonFiniteLossError, setup, train
+from ucc_tune.train.failures import FeatureCollapseError, NonFiniteLossError
+from ucc_tune.train.loop import setup, train
 from ucc_tune.train.run import Run
 from ucc_tune.train.session import LocalSession, RunFolder, Session, placement, resolve_device
 

@@ -41,6 +41,7 @@ from ucc_tune.models.feature_init import calibrate
 from ucc_tune.schema import BEST_EPOCH, BEST_VALUE, TESTED_EPOCH, evaluated
 from ucc_tune.train.artifacts import write_artifacts
 from ucc_tune.train.checkpoint import load_checkpoint, rng_state, sampler_states, save_checkpoint
+from ucc_tune.train.failures import FeatureCollapseError, NonFiniteLossError
 from ucc_tune.train.run import Run, unwrap
 from ucc_tune.train.schedule import set_learning_rate
 from ucc_tune.train.scoring import cluster_eval, eval_metrics, test_metrics
@@ -49,36 +50,6 @@ from ucc_tune.train.session import Session
 from ucc_tune.train.stopping import BestSoFar
 
 CALIBRATION_IMAGES = 512  # training images the feature layer is calibrated on (feature_init="data")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss term became NaN or infinite; says which term, at which epoch and step."""
-
-    def __init__(self, term: str, epoch: int, step: int, value: float):
-        self.term, self.epoch, self.step, self.value = term, epoch, step, value
-        super().__init__(
-            f"non-finite {term} loss ({value}) at epoch {epoch}, step {step}; "
-            "no checkpoint was written for this epoch (try a lower lr or grad_clip)"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:  # Ray sends a trial's exception between processes
-        return type(self), (self.term, self.epoch, self.step, self.value)
-
-
-class FeatureCollapseError(RuntimeError):
-    """The features stopped carrying class information (saturated, or identical class KDEs):
-    training on would only spend compute. Says at which epoch, what was seen and the likely cause."""
-
-    def __init__(self, epoch: int, reason: str, lr: float):
-        self.epoch, self.reason, self.lr = epoch, reason, lr
-        super().__init__(
-            f"the features collapsed at epoch {epoch}: {reason}; the run stops here. Likely cause: a "
-            f"learning rate too high for this input (lr={lr:g}; the paper used 1e-4 at 28x28), or "
-            "too short a warm-up (warmup_steps)"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.epoch, self.reason, self.lr)
 
 
 def raise_if_collapsed(run: Run, summary: dict[str, Any], epoch: int) -> None:
