@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.load import Experiment, objective
+from ucc_tune.checkpoints import find_checkpoints, seed_folders
 from ucc_tune.schema import metric_direction
 from ucc_tune.search.ranking import describe, rank_trials
-from ucc_tune.trained.checkpoints import find_checkpoints, seed_folders
 
 
 def best_trial(exp: Experiment, metric: str | None = None, mode: str | None = None) -> pd.Series | None:

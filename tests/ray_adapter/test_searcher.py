@@ -95,7 +95,7 @@ def test_a_trial_stopped_early_is_pruned_once(tmp_path: Path) -> None:
 
 
 def test_a_restored_trial_continues_from_its_newest_complete_checkpoint(tmp_path: Path) -> None:
-    from ucc_tune.trained.checkpoints import newest_complete, tune_checkpoints
+    from ucc_tune.checkpoints import newest_complete, tune_checkpoints
 
     def newest_complete_checkpoint(trial_dir: Path) -> Path | None:  # what TuneSession resumes from
         return newest_complete(tune_checkpoints(trial_dir)).folder

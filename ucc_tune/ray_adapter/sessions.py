@@ -17,11 +17,11 @@ import ray.tune
 import torch
 from torch import nn
 
+from ucc_tune.checkpoints import newest_complete, tune_checkpoints
 from ucc_tune.config import Config
 from ucc_tune.ray_adapter.callbacks import quiet_trial_logs
 from ucc_tune.train import RunFolder, placement, resolve_device, train
 from ucc_tune.train.session import WritesRunFiles
-from ucc_tune.trained.checkpoints import newest_complete, tune_checkpoints
 
 
 def _ray_placement(rank: int, world_size: int, device: torch.device) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from ucc_tune.checkpoints import newest_complete, run_checkpoints
 from ucc_tune.schema import (
     ARTIFACTS_DIR,
     BEST_CHECKPOINT_DIR,
@@ -35,7 +36,6 @@ from ucc_tune.schema import (
     metrics_row,
 )
 from ucc_tune.storage import Storage
-from ucc_tune.trained.checkpoints import newest_complete, run_checkpoints
 
 
 class Session(Protocol):

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ucc_tune import feature_scores, schema
+from ucc_tune.checkpoints import find_checkpoints, newest_complete, seed_folders, state_file_damage
 from ucc_tune.config import CLUSTER_METHODS, Config, ConfigError, Device
 from ucc_tune.config.flags import add_config_arguments, config_values
 from ucc_tune.data.bags import BagSizeError
@@ -48,7 +49,6 @@ from ucc_tune.train.loop import setup
 from ucc_tune.train.run import Run
 from ucc_tune.train.scoring import cluster_eval, test_metrics
 from ucc_tune.train.session import WritesRunFiles, resolve_device
-from ucc_tune.trained.checkpoints import find_checkpoints, newest_complete, seed_folders, state_file_damage
 
 # the fields that make the model what it is; --set/--config may not change them for a checkpoint
 MODEL_FIELDS = (

@@ -1,4 +1,4 @@
-"""``ucc_tune.trained.checkpoints`` on hand-built folders: the newest complete checkpoint of each
+"""``ucc_tune.checkpoints`` on hand-built folders: the newest complete checkpoint of each
 layout (a train run, a run of several seeds, a Tune trial, a DDP trial, a ``--workers`` run), the
 damaged ones skipped and named, nothing found, and an import that brings neither torch nor Ray."""
 
@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from ucc_tune.trained.checkpoints import (
+from ucc_tune.checkpoints import (
     Newest,
     find_checkpoints,
     newest_complete,
@@ -124,8 +124,8 @@ def test_nothing_found(tmp_path: Path) -> None:
 
 
 def test_importing_it_brings_neither_torch_nor_ray() -> None:
-    code = "import sys, ucc_tune.trained.checkpoints; print(sorted({'torch', 'ray'} & set(sys.modules)))"
-    root = Path(__file__).parents[2]  # this checkout's ucc_tune
+    code = "import sys, ucc_tune.checkpoints; print(sorted({'torch', 'ray'} & set(sys.modules)))"
+    root = Path(__file__).parents[1]  # this checkout's ucc_tune
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     out = done.stdout
     assert out.strip() == "[]"
