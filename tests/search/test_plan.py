@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ucc_tune.resources import TRIAL_DRIVER_CPU, Resources
 from ucc_tune.search import command as search
-from ucc_tune.search.plan import TRIAL_DRIVER_CPU, Resources
 
 
 def test_in_process_trials_hold_their_own_resources() -> None:

@@ -15,7 +15,7 @@ import ray
 import ray.train
 import torch
 
-from ucc_tune.search.plan import ResourceError, Resources
+from ucc_tune.resources import ResourceError, Resources
 from ucc_tune.storage import is_secret
 
 

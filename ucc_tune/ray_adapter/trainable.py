@@ -18,8 +18,8 @@ from ucc_tune.ray_adapter.callbacks import quiet_trial_logs
 from ucc_tune.ray_adapter.cluster import RayResources, ray_resources, start_ray
 from ucc_tune.ray_adapter.rows import recorded_rows, report_last_row
 from ucc_tune.ray_adapter.sessions import TuneSession, train_loop_per_worker
+from ucc_tune.resources import Resources
 from ucc_tune.schema import DDP_RUN_NAME, TRAIN_RUN_PREFIX, TRAIN_RUNS_DIR
-from ucc_tune.search.plan import Resources
 from ucc_tune.storage import Storage
 from ucc_tune.train import RunFolder, train
 from ucc_tune.train.failures import fails_once

@@ -4,7 +4,7 @@ configurations, decided in full before Ray starts. Ray itself is ``ucc_tune.ray_
 - ``command``: the command itself: the plan handed to Ray, the tables written, the summary;
 - ``flags``: the command's flags and the checks of the flags alone;
 - ``resolve``: the plan resolved from the flags, with every check that needs the space or data;
-- ``plan``: the frozen ``SearchPlan`` and the resources a trial asks for;
+- ``plan``: the frozen ``SearchPlan`` (with the resources each trial asks for, ``ucc_tune.resources``);
 - ``spaces``: the named spaces of ``search_spaces/`` and a user's own ``.py`` file;
 - ``samplers``: the Optuna sampler of a space, and how a finished trial is told to the study;
 - ``prefill``: what the study holds before its first suggestion (``--enqueue``, ``--warm-start``);

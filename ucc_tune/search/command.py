@@ -15,11 +15,11 @@ import sys
 import time
 
 from ucc_tune.config import ConfigError
+from ucc_tune.resources import ResourceError
 from ucc_tune.schema import SEARCH_FILE
 from ucc_tune.search.flags import UsageError, build_parser
 from ucc_tune.search.lock import LOCK_FILE, ExperimentLock, ExperimentLocked
 from ucc_tune.search.plan import (
-    ResourceError,
     SearchPlan,
     changed_command,
     changed_defaults,

@@ -14,8 +14,9 @@ from typing import Any
 from ucc_tune.config import Config
 from ucc_tune.config.flags import config_values, defaults_from_dataset, parse_assignments
 from ucc_tune.preflight import PreflightError, check_runs
+from ucc_tune.resources import Resources
 from ucc_tune.search.flags import UsageError, check_numbers, parse_objectives
-from ucc_tune.search.plan import Resources, SearchPlan, grace_period
+from ucc_tune.search.plan import SearchPlan, grace_period
 from ucc_tune.search.prefill import prefilled_plan
 from ucc_tune.search.progress import parse_duration
 from ucc_tune.search.spaces import Space, SpaceError, load_space, probe

@@ -19,8 +19,8 @@ from ucc_tune.config.flags import add_config_arguments, config_values, defaults_
 from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
 from ucc_tune.preflight import PreflightError, check_runs
+from ucc_tune.resources import ResourceError
 from ucc_tune.schema import BEST_CHECKPOINT_DIR, DDP_RUN_NAME, METRICS_FILE, RUN_FILE
-from ucc_tune.search.plan import ResourceError
 from ucc_tune.train.failures import FeatureCollapseError, NonFiniteLossError
 from ucc_tune.train.loop import train
 from ucc_tune.train.session import LocalSession, RunFolder
