@@ -19,9 +19,15 @@ LRSchedule = Literal["constant", "cosine"]  # after the warm-up; constant is the
 Supervision = Literal["ucc", "instance"]  # bag labels (UCC) or the supervised baseline's instance labels
 # the metrics a run may keep its best checkpoint by, and a search may optimise (schema.OBJECTIVES)
 BestMetric = Literal[
-    "cluster_acc", "cluster_nmi", "cluster_ari", "mean_clustering_score", "js_min", "js_mean",
-    "val_ucc_acc", "val_loss",
-]  # fmt: skip
+    "cluster_acc",
+    "cluster_nmi",
+    "cluster_ari",
+    "mean_clustering_score",
+    "js_min",
+    "js_mean",
+    "val_ucc_acc",
+    "val_loss",
+]
 
 CLUSTER_METHODS: tuple[str, ...] = get_args(ClusterMethod)
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
