@@ -151,7 +151,7 @@ def test_the_only_seed_collapsing_fails_the_run_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run of one seed fails with its seed's collapse, before any evaluation beyond the epoch's
-    own (a seed of several would be scored again to keep its scores) and before any report."""
+    own and before any report."""
     from ucc_tune.train import FeatureCollapseError, loop
 
     def dies(run: Any, summary: Any, epoch: int) -> None:
@@ -175,3 +175,35 @@ def test_the_only_seed_collapsing_fails_the_run_at_once(
         train(tiny(seed=5), LocalSession(tmp_path))
     assert calls == ["validate", "val"]  # the epoch's own evaluation, no more
     assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_collapsing_seed_of_several_is_scored_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed that collapses keeps the scores its epoch measured: no second validation or
+    clustering of its features."""
+    from ucc_tune.train import FeatureCollapseError, loop
+
+    real = loop.raise_if_collapsed
+
+    def seed_6_dies(run: Any, summary: Any, epoch: int) -> None:
+        if run.config.seed == 6:
+            raise FeatureCollapseError(epoch, "all features saturated (scripted)", run.config.lr)
+        real(run, summary, epoch)
+
+    calls: list[tuple[int, str]] = []
+    real_cluster_eval, real_validate = loop.cluster_eval, loop.validate
+
+    def cluster_eval(run: Any, split: str, methods: list[str]) -> Any:
+        calls.append((run.config.seed, split))
+        return real_cluster_eval(run, split, methods)
+
+    def validate(run: Any) -> Any:
+        calls.append((run.config.seed, "validate"))
+        return real_validate(run)
+
+    monkeypatch.setattr(loop, "raise_if_collapsed", seed_6_dies)
+    monkeypatch.setattr(loop, "cluster_eval", cluster_eval)
+    monkeypatch.setattr(loop, "validate", validate)
+    train(tiny(seeds=2, seed=5, epochs=1), LocalSession(tmp_path))
+    assert [c for c in calls if c[0] == 6] == [(6, "validate"), (6, "val"), (6, "test")]
+    dead = read_jsonl(tmp_path / "seeds" / "seed_1" / "metrics.jsonl")
+    assert dead[0]["seeds_collapsed"] == 1 and "val_ucc_acc" in dead[0] and "cluster_acc" in dead[0]

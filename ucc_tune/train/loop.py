@@ -290,8 +290,9 @@ def _seed_epoch(
     member: Member, members: list[Member], epoch: int, errors: list[FeatureCollapseError]
 ) -> tuple[dict[str, Any], bool]:
     """One seed's epoch: its row and whether it is the seed's new best. A seed that collapses
-    (now, ``errors`` collects it, or before) gets the row it collapsed with; when no seed is left
-    training the run fails at once with the epoch's first collapse (one seed: its own)."""
+    (now, ``errors`` collects it, or before) gets the row it collapsed with (``run_epoch`` kept its
+    scores); when no seed is left training the run fails at once with the epoch's first collapse
+    (one seed: its own)."""
     run = member.run
     if member.training:
         try:
@@ -300,13 +301,6 @@ def _seed_epoch(
             errors.append(err)
             if not any(m.training for m in members if m is not member):
                 raise errors[0] from None
-            methods = run.config.cluster_method_list()
-            summary = cluster_eval(run, "val", methods)
-            run.last_eval = {
-                **validate(run),
-                **eval_metrics(summary, run.config.cluster_method, epoch),
-                COLLAPSED: epoch,
-            }
     return _collapsed_row(run, epoch), False
 
 
@@ -358,11 +352,17 @@ def run_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], bool]:
     is_last = epoch == config.epochs - 1
     improved = False
     if session.rank == 0:
-        metrics.update(validate(run))
+        val = validate(run)
+        metrics.update(val)
         if is_last or (epoch + 1) % config.eval_every == 0 or not run.last_eval:
             summary = cluster_eval(run, "val", config.cluster_method_list())
-            raise_if_collapsed(run, summary, epoch)
-            run.last_eval = eval_metrics(summary, config.cluster_method, epoch)
+            scores = eval_metrics(summary, config.cluster_method, epoch)
+            try:
+                raise_if_collapsed(run, summary, epoch)
+            except FeatureCollapseError:  # the scores a seed of several keeps reporting
+                run.last_eval = {**val, **scores, COLLAPSED: epoch}
+                raise
+            run.last_eval = scores
         metrics.update(run.last_eval)
         improved = track_best(run, metrics)
     improved, run.stopped = _from_rank0(run, improved, is_last or run.best.exhausted(config.patience))
