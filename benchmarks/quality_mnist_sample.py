@@ -35,6 +35,7 @@ from benchmarks.common import write_results
 from benchmarks.quality_digits import raw_pixel_baseline
 from ucc_tune.config import Config
 from ucc_tune.config.flags import parse_assignments
+from ucc_tune.schema import CHECKPOINTS_DIR, EPOCH_CHECKPOINTS, epoch_checkpoint
 from ucc_tune.train import LocalSession, train
 from ucc_tune.trained import evaluate
 
@@ -89,8 +90,10 @@ class TimedSession(LocalSession):
             f"epoch {stamp['epoch']}: {wall:.0f} s, val cluster_acc {stamp['val_cluster_acc']:.3f}",
             flush=True,
         )
-        for old in self.checkpoint_root.glob("epoch_*"):
-            if int(old.name.split("_")[1]) not in SCORED and old.name != f"epoch_{stamp['epoch']:04d}":
+        for old in self.checkpoint_root.glob(EPOCH_CHECKPOINTS):
+            if int(old.name.split("_")[1]) not in SCORED and old.name != epoch_checkpoint(
+                int(stamp["epoch"])
+            ):
                 shutil.rmtree(old)
         if wall > self.budget_s:
             raise BudgetSpent
@@ -129,7 +132,7 @@ def curve(config: Config, minutes: float, tmp: Path) -> tuple[list[dict[str, Any
     points = []
     stamps = session.stamps or []
     for stamp in [s for s in stamps if s["epoch"] in SCORED or s is stamps[-1]]:
-        ckpt = out / "checkpoints" / f"epoch_{stamp['epoch']:04d}"
+        ckpt = out / CHECKPOINTS_DIR / epoch_checkpoint(int(stamp["epoch"]))
         record = scored([str(ckpt), "--methods", "kmeans"], tmp / f"eval_{stamp['epoch']:04d}")
         steps = (stamp["epoch"] + 1) * config.steps_per_epoch
         points.append({**{k: round(v, 4) for k, v in stamp.items()}, "steps": steps,

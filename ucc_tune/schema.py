@@ -190,6 +190,11 @@ def seed_name(index: int) -> str:
     return f"seed_{index}"
 
 
+def epoch_checkpoint(epoch: int) -> str:
+    """The folder name of a train run's checkpoint of ``epoch`` (matches ``EPOCH_CHECKPOINTS``)."""
+    return f"epoch_{epoch:04d}"
+
+
 def checkpoint_places(folder: PurePath, trial_id: str | None = None) -> list[tuple[PurePath, str]]:
     """Where a run's or trial's checkpoints are (folder, glob pattern), in the order to look:
     a train run's ``checkpoints/epoch_*``, a ``--workers`` run's Ray Train ``ray_train/checkpoint_*``,

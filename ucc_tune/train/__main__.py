@@ -20,7 +20,7 @@ from ucc_tune.data.bags import BagSizeError
 from ucc_tune.data.sources import DatasetNotFoundError
 from ucc_tune.preflight import PreflightError, check_runs
 from ucc_tune.resources import ResourceError
-from ucc_tune.schema import BEST_CHECKPOINT_DIR, DDP_RUN_NAME, METRICS_FILE, RUN_FILE
+from ucc_tune.schema import BEST_CHECKPOINT_DIR, CHECKPOINTS_DIR, DDP_RUN_NAME, METRICS_FILE, RUN_FILE
 from ucc_tune.train.failures import FeatureCollapseError, NonFiniteLossError
 from ucc_tune.train.loop import train
 from ucc_tune.train.session import LocalSession, RunFolder
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --resume needs --out, the folder of the run to continue", file=sys.stderr)
         return 2
     out = args.out or Path("runs") / f"train-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    earlier = [name for name in (METRICS_FILE, "checkpoints", DDP_RUN_NAME) if (out / name).exists()]
+    earlier = [name for name in (METRICS_FILE, CHECKPOINTS_DIR, DDP_RUN_NAME) if (out / name).exists()]
     if earlier and not args.resume:
         print(
             f"error: {out} holds an earlier run ({', '.join(earlier)}); pass --resume to continue it "

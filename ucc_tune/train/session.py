@@ -33,6 +33,7 @@ from ucc_tune.schema import (
     CHECKPOINTS_DIR,
     METRICS_FILE,
     RUN_FILE,
+    epoch_checkpoint,
     metrics_row,
 )
 from ucc_tune.storage import Storage
@@ -189,7 +190,7 @@ class LocalSession(WritesRunFiles):
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         if checkpoint_dir is not None:
-            self._install(checkpoint_dir, f"epoch_{int(metrics['epoch']):04d}")
+            self._install(checkpoint_dir, epoch_checkpoint(int(metrics["epoch"])))
             for old in run_checkpoints(self.out_dir)[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
             if metrics.get(BEST_EPOCH) == metrics["epoch"]:  # this epoch is the new best
