@@ -39,8 +39,11 @@ def best_checkpoint(exp: Experiment, metric: str | None = None, mode: str | None
     The state files are not opened here: ``python -m ucc_tune.evaluate`` checks them on loading.
     """
     row = best_trial(exp, metric, mode)
-    if row is None:
-        return None
+    return None if row is None else _newest_of(row)
+
+
+def _newest_of(row: pd.Series) -> Path | None:
+    """The newest checkpoint folder of a trial's row, None when its folder holds none."""
     folders = find_checkpoints(Path(row["trial_dir"]), str(row["trial_id"]))
     return folders[-1] if folders else None
 
@@ -52,7 +55,7 @@ def best_checkpoint_line(
     row = best_trial(exp, metric, mode)
     if row is None:
         return "best checkpoint: none (no trial ran its whole budget; trials stopped early are not ranked)"
-    found = best_checkpoint(exp, metric, mode)
+    found = _newest_of(row)  # the trial is ranked once
     who = f"trial {row['trial_id']} ({describe(row, params)})"
     if found is None:
         return f"best checkpoint: none found for {who} in {row['trial_dir']}"
